@@ -1,0 +1,4 @@
+pytest_plugins = [
+    "renderer.testing.kubeapi.fixture",
+    "renderer.testing.aws_fixture",
+]
