@@ -189,7 +189,7 @@ class DriftMonitor:
                         "namespace": ref.namespace,
                         "name": ref.name,
                         "keys": [{"key": k, "reason": drifting[k]} for k in sorted(drifting)],
-                        "managers": sorted(repair.managers) if repair else [],
+                        "managers": sorted(_managers(self.watch.get(ref), drifting)),
                         "repair": self._describe_repair(repair, now),
                     }
                 )
