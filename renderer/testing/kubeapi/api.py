@@ -1,0 +1,175 @@
+"""The resource API: dispatch of resource requests to their verbs, and shared helpers.
+
+`Api` owns the store and the resource table. The verbs live in `reads`, `writes`,
+`deletion` and `watch`; each takes the `Api`, the resolved `Target` and the `Request`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from . import errors
+from .managed import Tracker
+from .resources import Resource, build_resources
+from .routing import Target, resolve
+from .store import Store
+
+BUILTIN_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
+START_NAMESPACES = ("default", "kube-public", "kube-system")
+
+
+@dataclass
+class Request:
+    """One HTTP request as the API sees it."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes = b""
+
+    @classmethod
+    def build(cls, method: str, target: str, headers: dict[str, str], body: bytes = b"") -> Request:
+        path, _, query = target.partition("?")
+        lowered = {name.lower(): value for name, value in headers.items()}
+        return cls(method, path, parse_qs(query, keep_blank_values=True), lowered, body)
+
+    def param(self, name: str, default: str = "") -> str:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def flag(self, name: str) -> bool:
+        return self.param(name).lower() in ("true", "1")
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+    @property
+    def user_agent(self) -> str:
+        return self.headers.get("user-agent", "")
+
+
+@dataclass
+class Response:
+    """A complete answer, or a stream of chunks for a watch."""
+
+    code: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    stream: Iterator[bytes] | None = None
+
+    def payload(self) -> bytes:
+        if isinstance(self.body, bytes):
+            return self.body
+        if self.body is None:
+            return b""
+        return json.dumps(self.body, separators=(",", ":")).encode()
+
+
+def status_response(error: errors.ApiError) -> Response:
+    headers = {"Content-Type": "application/json", **error.headers}
+    return Response(error.code, error.status, headers)
+
+
+def json_response(code: int, body: Any, warnings: list[str] | None = None) -> Response:
+    headers = {"Content-Type": "application/json"}
+    if warnings:
+        quoted = ", ".join('299 - "{}"'.format(text.replace('"', '\\"')) for text in warnings)
+        headers["Warning"] = quoted
+    return Response(code, body, headers)
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Api:
+    """State and helpers shared by every verb."""
+
+    def __init__(self, history_size: int = 50_000, bookmark_interval: float = 60.0) -> None:
+        self.store = Store(history_size)
+        self.resources = build_resources()
+        self.by_path = {(r.group, r.version, r.plural): r for r in self.resources}
+        self.storage_resources = {r.store_key: r for r in self.resources if r.to_view is None}
+        self.trackers: dict[int, Tracker] = {}
+        self.bookmark_interval = bookmark_interval
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every object and start again with the namespaces of a new cluster."""
+        self.store.clear()
+        namespaces = self.by_path[("", "v1", "namespaces")]
+        from .writes import create_object
+
+        for name in START_NAMESPACES:
+            create_object(self, namespaces, {"metadata": {"name": name}}, manager="kube-apiserver")
+
+    def tracker(self, resource: Resource) -> Tracker:
+        tracker = self.trackers.get(id(resource))
+        if tracker is None:
+            ignored = {
+                tuple(f"f:{part}" for part in path.split(".")) for path in resource.reset_fields
+            }
+            tracker = Tracker(resource.schema, ignored, resource.zero)
+            self.trackers[id(resource)] = tracker
+        return tracker
+
+    def storage(self, resource: Resource) -> Resource:
+        """The resource whose form is stored (core Events for events.k8s.io Events)."""
+        return self.storage_resources[resource.store_key]
+
+    def view(self, resource: Resource, stored: dict[str, Any]) -> dict[str, Any]:
+        if resource.to_view is None:
+            return stored
+        return resource.to_view(stored)
+
+    def to_storage(self, resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+        if resource.from_view is None:
+            return obj
+        return resource.from_view(obj)
+
+    def get_stored(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.store.get(resource.store_key, namespace, name)
+
+    def namespace(self, name: str) -> dict[str, Any] | None:
+        return self.store.get("/namespaces", "", name)
+
+    def not_found(self, resource: Resource, name: str) -> errors.ApiError:
+        return errors.not_found(resource.plural, name, resource.group)
+
+    def resolve(self, request: Request) -> Target | None:
+        watch = request.param("watch").lower() in ("true", "1")
+        return resolve(request.method, request.path, watch, self.by_path)
+
+    def handle(self, target: Target, request: Request) -> Response:
+        """Run one resource request; failures come back as Status responses."""
+        from . import deletion, reads, watch, writes
+
+        handlers = {
+            "get": reads.get,
+            "list": reads.list_objects,
+            "watch": watch.watch,
+            "create": writes.create,
+            "update": writes.update,
+            "patch": writes.patch,
+            "delete": deletion.delete,
+            "deletecollection": deletion.delete_collection,
+        }
+        handler = handlers.get(target.verb)
+        try:
+            if handler is None:
+                raise errors.method_not_allowed(request.method)
+            return handler(self, target, request)
+        except errors.ApiError as error:
+            return status_response(error)
+
+
+def new_uid() -> str:
+    return str(uuid.uuid4())

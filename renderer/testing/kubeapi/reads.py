@@ -1,0 +1,186 @@
+"""Get and list, with label and field selectors and `limit`/`continue` chunking.
+
+A list answers with the current resource version in `metadata.resourceVersion`; a
+chunked list hands out a `continue` token (base64 JSON of the resource version and the
+last key, like kube-apiserver's) and `remainingItemCount` when no selector filtered.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from . import errors, tables
+from .api import Api, Request, Response, json_response
+from .resources import Resource
+from .routing import Target
+from .selectors import (
+    SelectorError,
+    fields_match,
+    labels_match,
+    parse_field_selector,
+    parse_label_selector,
+)
+from .store import Record
+
+EXPIRED_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. You "
+    "can start a new list without the continue parameter, or use the continue token in "
+    "this response to retrieve the remainder of the results. Continuing with the provided "
+    "token results in an inconsistent list - objects that were created, modified, or "
+    "deleted between the time the first chunk was returned and now may show up in the list."
+)
+
+
+def get(api: Api, target: Target, request: Request) -> Response:
+    resource = target.resource
+    stored = api.get_stored(resource, target.namespace, target.name)
+    if stored is None:
+        raise api.not_found(resource, target.name)
+    obj = api.view(resource, stored)
+    form = tables.wanted_form(request.headers.get("accept", ""))
+    if form == "Table":
+        meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+        include = request.param("includeObject", "Metadata")
+        return json_response(
+            200, tables.table(resource, [obj], include_object=include, list_meta=meta)
+        )
+    if form == "PartialObjectMetadata":
+        return json_response(200, tables.partial_metadata(obj))
+    return json_response(200, {**obj, "apiVersion": resource.api_version, "kind": resource.kind})
+
+
+def selectors(resource: Resource, request: Request) -> tuple[list[Any], list[Any]]:
+    try:
+        label_requirements = parse_label_selector(request.param("labelSelector"))
+        field_requirements = parse_field_selector(
+            request.param("fieldSelector"), resource.field_labels
+        )
+    except SelectorError as error:
+        raise errors.bad_request(str(error)) from None
+    return label_requirements, field_requirements
+
+
+def matcher(resource: Resource, request: Request) -> Any:
+    """Return a predicate on view objects for the request's selectors."""
+    label_requirements, field_requirements = selectors(resource, request)
+    getters = resource.field_getters
+
+    def matches(obj: dict[str, Any]) -> bool:
+        if not labels_match(label_requirements, obj):
+            return False
+        return fields_match(field_requirements, obj, getters)
+
+    matches.filtered = bool(label_requirements or field_requirements)  # type: ignore[attr-defined]
+    return matches
+
+
+def encode_continue(version: int, last: tuple[str, str]) -> str:
+    start = f"{last[0]}/{last[1]}" if last[0] else last[1]
+    token = {"v": "meta.k8s.io/v1", "rv": version, "start": start + "\0"}
+    return base64.urlsafe_b64encode(json.dumps(token).encode()).decode().rstrip("=")
+
+
+def decode_continue(token: str, namespaced: bool) -> tuple[int, tuple[str, str]]:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded))
+        start = data["start"].rstrip("\0")
+        version = int(data["rv"])
+    except (ValueError, KeyError, TypeError):
+        raise errors.bad_request(f"continue key is not valid: {token}") from None
+    if namespaced and "/" in start:
+        namespace, name = start.split("/", 1)
+        return version, (namespace, name)
+    return version, ("", start)
+
+
+def list_selection(
+    api: Api, target: Target, request: Request
+) -> tuple[list[Record], dict[str, Any]]:
+    """Return the stored records of one page and the list metadata."""
+    resource = target.resource
+    matches = matcher(resource, request)
+    limit = _limit(request)
+    namespace = target.namespace if resource.namespaced and target.namespace else None
+    version = api.store.resource_version
+    after = None
+    token = request.param("continue")
+    if token:
+        version, after = decode_continue(token, resource.namespaced)
+        if version < api.store.oldest_version():
+            raise errors.gone(EXPIRED_CONTINUE)
+
+    selected: list[Record] = []
+    last_key = None
+    more = False
+    scanned = 0
+    for record in api.store.scan(resource.store_key, namespace, after):
+        if limit and len(selected) >= limit:
+            more = True
+            break
+        scanned += 1
+        obj = record.obj
+        last_key = _key(obj)
+        if matches(api.view(resource, obj)):
+            selected.append(record)
+
+    meta: dict[str, Any] = {"resourceVersion": str(version)}
+    if more and last_key is not None:
+        meta["continue"] = encode_continue(version, last_key)
+        if not matches.filtered:
+            total = api.store.count(resource.store_key, namespace)
+            already = api.store.rank(resource.store_key, namespace, after)
+            meta["remainingItemCount"] = max(total - already - scanned, 0)
+    return selected, meta
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj["metadata"]
+    return meta.get("namespace", ""), meta["name"]
+
+
+def _limit(request: Request) -> int:
+    text = request.param("limit")
+    if not text:
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise errors.bad_request(f"invalid limit {text!r}: must be an integer") from None
+    return max(value, 0)
+
+
+def list_objects(api: Api, target: Target, request: Request) -> Response:
+    resource = target.resource
+    with api.store.lock:
+        selected, meta = list_selection(api, target, request)
+    form = tables.wanted_form(request.headers.get("accept", ""))
+    if form == "Table":
+        include = request.param("includeObject", "Metadata")
+        objs = [api.view(resource, record.obj) for record in selected]
+        body = tables.table(resource, objs, include_object=include, list_meta=meta)
+        return json_response(200, body)
+    if form == "PartialObjectMetadataList":
+        items = [tables.partial_metadata(api.view(resource, record.obj)) for record in selected]
+        body = {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1"}
+        return json_response(200, {**body, "metadata": meta, "items": items})
+    return Response(
+        200, _list_json(api, resource, selected, meta), {"Content-Type": "application/json"}
+    )
+
+
+def _list_json(api: Api, resource: Resource, selected: list[Record], meta: dict[str, Any]) -> bytes:
+    """Encode a list; stored objects reuse their cached JSON."""
+    head = {"kind": f"{resource.kind}List", "apiVersion": resource.api_version, "metadata": meta}
+    prefix = json.dumps(head, separators=(",", ":"))[:-1].encode() + b',"items":['
+    if resource.to_view is None:
+        parts = [record.item_json() for record in selected]
+    else:
+        parts = []
+        for record in selected:
+            view = api.view(resource, record.obj)
+            item = {k: v for k, v in view.items() if k not in ("apiVersion", "kind")}
+            parts.append(json.dumps(item, separators=(",", ":")).encode())
+    return prefix + b",".join(parts) + b"]}"

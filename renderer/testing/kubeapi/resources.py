@@ -1,0 +1,405 @@
+"""The resources this server serves: their names, schemas and per-kind facts.
+
+Each `Resource` holds what discovery publishes (group, version, plural, verbs, short
+names), the schema server-side apply and field validation walk, the empty object of
+the kind (the structs Go always serializes), the field selectors the real server
+accepts and whether it allows create on update. Core and events.k8s.io Events share
+one storage, as they do in kube-apiserver, through a converter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .fieldpath import ATOMIC, AssocList, MapOf, SetList, Struct
+
+ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+OWNER_REFERENCE = Struct(
+    {
+        name: ATOMIC
+        for name in ("apiVersion", "kind", "name", "uid", "controller", "blockOwnerDeletion")
+    }
+)
+
+OBJECT_META = Struct(
+    {
+        **{
+            name: ATOMIC
+            for name in (
+                "name",
+                "generateName",
+                "namespace",
+                "selfLink",
+                "uid",
+                "resourceVersion",
+                "generation",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "managedFields",
+            )
+        },
+        "labels": MapOf(),
+        "annotations": MapOf(),
+        "ownerReferences": AssocList(("uid",), OWNER_REFERENCE),
+        "finalizers": SetList(),
+    }
+)
+
+OBJECT_REFERENCE = Struct(
+    {
+        name: ATOMIC
+        for name in (
+            "kind",
+            "namespace",
+            "name",
+            "uid",
+            "apiVersion",
+            "resourceVersion",
+            "fieldPath",
+        )
+    },
+    atomic=True,
+)
+
+EVENT_SERIES = Struct({"count": ATOMIC, "lastObservedTime": ATOMIC})
+EVENT_SOURCE = Struct({"component": ATOMIC, "host": ATOMIC})
+
+
+def _top(**fields: Any) -> Struct:
+    return Struct({"apiVersion": ATOMIC, "kind": ATOMIC, "metadata": OBJECT_META, **fields})
+
+
+SECRET_SCHEMA = _top(data=MapOf(), stringData=MapOf(), type=ATOMIC, immutable=ATOMIC)
+
+NAMESPACE_SCHEMA = _top(
+    spec=Struct({"finalizers": ATOMIC}),
+    status=Struct(
+        {
+            "phase": ATOMIC,
+            "conditions": AssocList(
+                ("type",),
+                Struct(
+                    {
+                        name: ATOMIC
+                        for name in ("type", "status", "lastTransitionTime", "reason", "message")
+                    }
+                ),
+            ),
+        }
+    ),
+)
+
+LEASE_SCHEMA = _top(
+    spec=Struct(
+        {
+            name: ATOMIC
+            for name in (
+                "holderIdentity",
+                "leaseDurationSeconds",
+                "acquireTime",
+                "renewTime",
+                "leaseTransitions",
+                "strategy",
+                "preferredHolder",
+            )
+        }
+    )
+)
+
+CORE_EVENT_SCHEMA = _top(
+    involvedObject=OBJECT_REFERENCE,
+    related=OBJECT_REFERENCE,
+    source=EVENT_SOURCE,
+    series=EVENT_SERIES,
+    **{
+        name: ATOMIC
+        for name in (
+            "reason",
+            "message",
+            "firstTimestamp",
+            "lastTimestamp",
+            "count",
+            "type",
+            "eventTime",
+            "action",
+            "reportingComponent",
+            "reportingInstance",
+        )
+    },
+)
+
+EVENTS_V1_SCHEMA = _top(
+    regarding=OBJECT_REFERENCE,
+    related=OBJECT_REFERENCE,
+    deprecatedSource=EVENT_SOURCE,
+    series=EVENT_SERIES,
+    **{
+        name: ATOMIC
+        for name in (
+            "eventTime",
+            "reportingController",
+            "reportingInstance",
+            "action",
+            "reason",
+            "note",
+            "type",
+            "deprecatedFirstTimestamp",
+            "deprecatedLastTimestamp",
+            "deprecatedCount",
+        )
+    },
+)
+
+# core/v1 field name -> events.k8s.io/v1 field name; the two are views of one object.
+EVENT_FIELD_MAP = {
+    "involvedObject": "regarding",
+    "message": "note",
+    "source": "deprecatedSource",
+    "firstTimestamp": "deprecatedFirstTimestamp",
+    "lastTimestamp": "deprecatedLastTimestamp",
+    "count": "deprecatedCount",
+    "reportingComponent": "reportingController",
+}
+EVENT_SHARED_FIELDS = ("metadata", "eventTime", "series", "action", "reason", "type")
+EVENT_SHARED_FIELDS += ("related", "reportingInstance")
+
+
+def event_to_v1(core: dict[str, Any]) -> dict[str, Any]:
+    """Convert a stored core/v1 Event to its events.k8s.io/v1 form."""
+    result: dict[str, Any] = {"apiVersion": "events.k8s.io/v1", "kind": "Event"}
+    for name in EVENT_SHARED_FIELDS:
+        if name in core:
+            result[name] = core[name]
+    for old, new in EVENT_FIELD_MAP.items():
+        if old in core:
+            result[new] = core[old]
+    result.setdefault("eventTime", None)
+    result.setdefault("deprecatedFirstTimestamp", None)
+    result.setdefault("deprecatedLastTimestamp", None)
+    return result
+
+
+def event_from_v1(event: dict[str, Any]) -> dict[str, Any]:
+    """Convert an events.k8s.io/v1 Event to the stored core/v1 form."""
+    result: dict[str, Any] = {"apiVersion": "v1", "kind": "Event"}
+    for name in EVENT_SHARED_FIELDS:
+        if name in event:
+            result[name] = event[name]
+    for old, new in EVENT_FIELD_MAP.items():
+        if new in event:
+            result[old] = event[new]
+    return result
+
+
+@dataclass
+class Column:
+    """One column of the Table that `kubectl get` prints."""
+
+    name: str
+    type: str
+    description: str
+    cell: Callable[[dict[str, Any]], Any]
+    format: str = ""
+    priority: int = 0
+
+
+@dataclass
+class Resource:
+    """One REST resource: /api/v1/secrets, /apis/coordination.k8s.io/v1/leases, ..."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    singular: str
+    namespaced: bool
+    schema: Struct
+    zero: dict[str, Any]
+    short_names: list[str] = field(default_factory=list)
+    field_labels: tuple[str, ...] = ("metadata.name", "metadata.namespace")
+    field_getters: dict[str, Callable[[dict[str, Any]], Any]] = field(default_factory=dict)
+    allow_create_on_update: bool = False
+    storage: str = ""
+    to_view: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    from_view: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    columns: list[Column] = field(default_factory=list)
+    reset_fields: tuple[str, ...] = ()
+    categories: list[str] = field(default_factory=list)
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def store_key(self) -> str:
+        return self.storage or f"{self.group}/{self.plural}"
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+def _age(obj: dict[str, Any]) -> Any:
+    return obj.get("metadata", {}).get("creationTimestamp")
+
+
+def _name(obj: dict[str, Any]) -> Any:
+    return obj.get("metadata", {}).get("name", "")
+
+
+NAME_COLUMN = Column("Name", "string", "Name must be unique within a namespace.", _name, "name")
+AGE_COLUMN = Column("Age", "string", "CreationTimestamp of the object.", _age)
+
+
+def _secret_getters() -> dict[str, Callable[[dict[str, Any]], Any]]:
+    return {"type": lambda obj: obj.get("type", "")}
+
+
+def _event_getters(view: str) -> dict[str, Callable[[dict[str, Any]], Any]]:
+    """Field selectors of Events, in the words of the given view."""
+    reference = "involvedObject" if view == "core" else "regarding"
+    getters: dict[str, Callable[[dict[str, Any]], Any]] = {}
+    for name in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"):
+        getters[f"{reference}.{name}"] = lambda obj, n=name, r=reference: obj.get(r, {}).get(n, "")
+    getters["reason"] = lambda obj: obj.get("reason", "")
+    getters["type"] = lambda obj: obj.get("type", "")
+    if view == "core":
+        getters["source"] = lambda obj: obj.get("source", {}).get("component", "")
+        getters["reportingComponent"] = lambda obj: obj.get("reportingComponent", "")
+    else:
+        getters["reportingController"] = lambda obj: obj.get("reportingController", "")
+    return getters
+
+
+def build_resources() -> list[Resource]:
+    """Return the served resources, in discovery order."""
+    secrets = Resource(
+        group="",
+        version="v1",
+        kind="Secret",
+        plural="secrets",
+        singular="secret",
+        namespaced=True,
+        schema=SECRET_SCHEMA,
+        zero={"metadata": {}},
+        field_labels=("metadata.name", "metadata.namespace", "type"),
+        field_getters=_secret_getters(),
+        columns=[
+            NAME_COLUMN,
+            Column("Type", "string", "The type of the secret", lambda o: o.get("type", "")),
+            Column("Data", "string", "The number of keys", lambda o: len(o.get("data") or {})),
+            AGE_COLUMN,
+        ],
+    )
+    namespaces = Resource(
+        group="",
+        version="v1",
+        kind="Namespace",
+        plural="namespaces",
+        singular="namespace",
+        namespaced=False,
+        schema=NAMESPACE_SCHEMA,
+        zero={"metadata": {}, "spec": {}, "status": {}},
+        short_names=["ns"],
+        field_labels=("metadata.name", "status.phase"),
+        field_getters={"status.phase": lambda obj: obj.get("status", {}).get("phase", "")},
+        columns=[
+            NAME_COLUMN,
+            Column(
+                "Status",
+                "string",
+                "The status of the namespace",
+                lambda o: o.get("status", {}).get("phase", ""),
+            ),
+            AGE_COLUMN,
+        ],
+        reset_fields=("status",),
+    )
+    leases = Resource(
+        group="coordination.k8s.io",
+        version="v1",
+        kind="Lease",
+        plural="leases",
+        singular="lease",
+        namespaced=True,
+        schema=LEASE_SCHEMA,
+        zero={"metadata": {}, "spec": {}},
+        allow_create_on_update=True,
+        columns=[
+            NAME_COLUMN,
+            Column(
+                "Holder",
+                "string",
+                "The holder of the lease",
+                lambda o: o.get("spec", {}).get("holderIdentity", "<none>"),
+            ),
+            AGE_COLUMN,
+        ],
+    )
+    core_events = Resource(
+        group="",
+        version="v1",
+        kind="Event",
+        plural="events",
+        singular="event",
+        namespaced=True,
+        schema=CORE_EVENT_SCHEMA,
+        zero={
+            "metadata": {},
+            "involvedObject": {},
+            "source": {},
+            "firstTimestamp": None,
+            "lastTimestamp": None,
+            "eventTime": None,
+        },
+        short_names=["ev"],
+        field_labels=("metadata.name", "metadata.namespace", *_event_getters("core")),
+        field_getters=_event_getters("core"),
+        allow_create_on_update=True,
+        storage="events",
+        columns=[
+            Column("Last Seen", "string", "Time of the last occurrence", _event_last_seen),
+            Column("Type", "string", "Type of this event", lambda o: o.get("type", "")),
+            Column("Reason", "string", "Why the action was taken", lambda o: o.get("reason", "")),
+            Column("Object", "string", "The object this event is about", _event_object),
+            Column("Message", "string", "A description", lambda o: o.get("message", "")),
+        ],
+        categories=[],
+    )
+    v1_events = Resource(
+        group="events.k8s.io",
+        version="v1",
+        kind="Event",
+        plural="events",
+        singular="event",
+        namespaced=True,
+        schema=EVENTS_V1_SCHEMA,
+        zero={
+            "metadata": {},
+            "eventTime": None,
+            "deprecatedFirstTimestamp": None,
+            "deprecatedLastTimestamp": None,
+        },
+        short_names=["ev"],
+        field_labels=("metadata.name", "metadata.namespace", *_event_getters("v1")),
+        field_getters=_event_getters("v1"),
+        allow_create_on_update=True,
+        storage="events",
+        to_view=event_to_v1,
+        from_view=event_from_v1,
+        columns=[NAME_COLUMN, AGE_COLUMN],
+    )
+    return [namespaces, secrets, core_events, leases, v1_events]
+
+
+def _event_last_seen(obj: dict[str, Any]) -> Any:
+    return obj.get("lastTimestamp") or obj.get("eventTime") or _age(obj)
+
+
+def _event_object(obj: dict[str, Any]) -> str:
+    reference = obj.get("involvedObject", {})
+    return f"{str(reference.get('kind', '')).lower()}/{reference.get('name', '')}"
