@@ -301,7 +301,7 @@ class Scheduler:
             summary = await self._await_sync(job, future, deadline)
         finally:
             self._running = None
-        summary.setdefault("duration_seconds", round(time.monotonic() - started, 3))
+        summary.setdefault("seconds", round(time.monotonic() - started, 3))
         summary["request_ids"] = [ticket.request_id for ticket in job.tickets]
         self._record(job, summary)
 
@@ -368,9 +368,7 @@ class Scheduler:
     def _summarize(self, result: Any) -> dict[str, Any]:
         summary = dict(result.to_dict())
         if getattr(result, "dry_run", False):
-            preview = getattr(self._syncer, "last_preview", None)
-            if preview is not None:
-                summary.setdefault("preview", _json_safe(preview))
+            summary["preview"] = getattr(result, "preview", None)
         return summary
 
     def _summarize_error(self, job: Job, error: Exception) -> dict[str, Any]:
@@ -435,10 +433,3 @@ def _seconds_until(moment: float | None, now: float) -> float | None:
     if moment is None:
         return None
     return round(max(0.0, moment - now), 3)
-
-
-def _json_safe(value: Any) -> Any:
-    to_dict = getattr(value, "to_dict", None)
-    if callable(to_dict):
-        return to_dict()
-    return value

@@ -21,7 +21,6 @@ import os
 import signal
 import socket
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -103,6 +102,7 @@ class Service:
         self._server: _Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._was_ready = False
+        self._stopping = False
 
     @property
     def url(self) -> str:
@@ -198,6 +198,8 @@ class Service:
             await asyncio.sleep(0.01)
 
     async def _on_leadership(self, leading: bool) -> None:
+        if leading and self._stopping:
+            return
         if leading:
             await self._start_leading()
         else:
@@ -223,25 +225,36 @@ class Service:
 
     async def stop(self) -> None:
         """Stop readers, syncs and HTTP, release the Lease; bounded by shutdown_timeout."""
-        deadline = time.monotonic() + self._shutdown_timeout
-        for task in self._tasks:
-            if task.get_name() == "leader-election":
-                task.cancel()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._shutdown_timeout
+        self._stopping = True
+        election = [task for task in self._tasks if task.get_name() == "leader-election"]
+        for task in election:
+            task.cancel()
+        await asyncio.wait(election, timeout=1) if election else None
 
-        finished = await self._stop_leading(timeout=max(0.5, deadline - time.monotonic() - 3))
-        if not finished:
-            logger.error("exiting with a sync thread still running; it was abandoned")
+        try:
+            async with asyncio.timeout_at(deadline - 2):
+                finished = await self._stop_leading(timeout=max(0.5, deadline - loop.time() - 3))
+            if not finished:
+                logger.error("exiting with an abandoned sync thread still running")
+        except TimeoutError:
+            logger.error("readers and syncs did not stop in time; exiting anyway")
 
         if self._server is not None:
             self._server.should_exit = True
-        remaining = max(0.5, deadline - time.monotonic() - 1)
-        done, pending = (
-            await asyncio.wait(self._tasks, timeout=remaining) if self._tasks else ((), ())
-        )
-        for task in pending:
-            task.cancel()
+        serving = [task for task in self._tasks if not task.done()]
+        if serving:
+            _, pending = await asyncio.wait(serving, timeout=max(0.5, deadline - loop.time() - 1))
+            for task in pending:
+                task.cancel()
+
         if self.elector is not None:
-            await self.elector.release()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self.elector.release()
+            except TimeoutError:
+                logger.error("could not release Lease %s in time", self.settings.lease_name)
         metrics.leader.set(0)
         self._pool.shutdown(wait=False, cancel_futures=True)
         logger.info("kubestash stopped")

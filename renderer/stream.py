@@ -11,8 +11,8 @@ Recovery, by what the service returns:
   after the last sequence number read;
 - TrimmedDataAccessException, or a position that cannot be restored: records were lost
   (a stream keeps them for 24 hours), so a full sync is requested and reading goes on;
-- throttling: retried with exponential backoff and jitter (botocore's standard retry mode
-  has already retried a few times before this sees the error);
+- throttling: retried with exponential backoff and jitter, after botocore's standard retry
+  mode has already retried a few times;
 - anything else ends the shard task, which is restarted with backoff and logged with the
   shard id. The restart policy resets after a quiet period, like CrashLoopBackOff, which
   is why it is written here rather than taken from tenacity.
@@ -381,7 +381,9 @@ class StreamReaders:
         retrying = AsyncRetrying(
             retry=retry_if_exception(_is_throttled),
             wait=wait_exponential_jitter(
-                initial=self._timing.throttle_initial, max=self._timing.throttle_max
+                multiplier=self._timing.throttle_initial,
+                max=self._timing.throttle_max,
+                jitter=self._timing.throttle_initial,
             ),
             stop=stop_never,
             before_sleep=log_throttle,

@@ -65,6 +65,14 @@ class RunningService:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=10)
 
+    def kill(self) -> None:
+        """Freeze the service as if its process died: no cleanup, no Lease release."""
+        if self.http is not None:
+            self.http.close()
+            self.http = None
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+
     @property
     def history(self) -> list[dict[str, Any]]:
         return self.run(lambda: list(self.service.scheduler.history))
