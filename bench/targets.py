@@ -1,0 +1,174 @@
+"""The benchmark's targets, checked against one run's figures.
+
+Exact counts (KMS calls, Kubernetes writes) are structural and the smoke test asserts them
+too; time and memory targets are only reported here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+COLD_FLOOR_RATIO = 1.3
+STREAM_P99_SECONDS = 1.5
+PEAK_RSS_LIMIT = 500 * 1024 * 1024
+LARGE_TABLE = 100_000
+# Per-key cost may grow by this factor from the smallest to the largest table and still
+# count as linear: fixed start-up costs make small tables dearer per key, not cheaper.
+LINEAR_TOLERANCE = 1.5
+WRITE_VERBS = ("create", "update", "patch", "delete")
+
+
+@dataclass(frozen=True)
+class Check:
+    target: str
+    measured: str
+    met: bool
+
+
+def writes(phase: dict[str, Any]) -> int:
+    return sum(phase["calls"]["kube"].get(verb, 0) for verb in WRITE_VERBS)
+
+
+def decrypts(phase: dict[str, Any]) -> int:
+    return phase["calls"]["aws"].get("Decrypt", 0)
+
+
+def evaluate(run: dict[str, Any]) -> list[Check]:
+    checks: list[Check] = []
+    for size in run["sizes"]:
+        checks += size_checks(size)
+    checks += scaling_checks(run["sizes"])
+    return checks
+
+
+def size_checks(size: dict[str, Any]) -> list[Check]:
+    keys = f"{size['size']:,} keys"
+    phases = size["phases"]
+    checks: list[Check] = []
+    cold, warm = phases.get("kubestash cold"), phases.get("kubestash warm")
+    if warm:
+        checks.append(
+            Check(
+                f"{keys}: warm sync makes 0 KMS calls", f"{decrypts(warm):,}", decrypts(warm) == 0
+            )
+        )
+        checks.append(
+            Check(
+                f"{keys}: warm sync makes 0 Kubernetes writes",
+                f"{writes(warm):,}",
+                writes(warm) == 0,
+            )
+        )
+    if cold:
+        checks.append(
+            Check(
+                f"{keys}: cold sync KMS calls = latest valid items ({size['size']:,})",
+                f"{decrypts(cold):,}",
+                decrypts(cold) == size["size"],
+            )
+        )
+        checks.append(
+            Check(
+                f"{keys}: cold sync Kubernetes writes = Secrets ({size['secrets']:,})",
+                f"{writes(cold):,}",
+                writes(cold) == size["secrets"],
+            )
+        )
+    floor = phases.get("floor cold")
+    if cold and floor:
+        ratio = cold["seconds"] / floor["seconds"]
+        checks.append(
+            Check(
+                f"{keys}: cold sync wall time ≤ {COLD_FLOOR_RATIO} × floor",
+                f"{ratio:.2f} × ({cold['seconds']:.1f} s against {floor['seconds']:.1f} s)",
+                ratio <= COLD_FLOOR_RATIO,
+            )
+        )
+    checks += v1_checks(keys, phases)
+    checks += stream_checks(keys, size.get("stream") or {})
+    if size["size"] >= LARGE_TABLE and cold:
+        peak = max(
+            phase["peak_rss_bytes"]
+            for name, phase in phases.items()
+            if name.startswith("kubestash")
+        )
+        checks.append(
+            Check(
+                f"{keys}: peak RSS under 500 MB",
+                f"{peak / 1e6:.0f} MB",
+                peak < PEAK_RSS_LIMIT,
+            )
+        )
+    return checks
+
+
+def v1_checks(keys: str, phases: dict[str, Any]) -> list[Check]:
+    checks = []
+    for kind in ("cold", "warm"):
+        ours, theirs = phases.get(f"kubestash {kind}"), phases.get(f"v1 {kind}")
+        if not ours or not theirs:
+            continue
+        faster = theirs["seconds"] / ours["seconds"]
+        ours_kube = sum(ours["calls"]["kube"].values())
+        theirs_kube = sum(theirs["calls"]["kube"].values())
+        checks.append(
+            Check(
+                f"{keys}: {kind} sync faster than kubestash 2.0.2",
+                f"{faster:.1f}× faster ({ours['seconds']:.1f} s against {theirs['seconds']:.1f} s)",
+                faster > 1,
+            )
+        )
+        checks.append(
+            Check(
+                f"{keys}: {kind} sync sends fewer Kubernetes requests than 2.0.2",
+                f"{ours_kube:,} against {theirs_kube:,}",
+                ours_kube < theirs_kube,
+            )
+        )
+    return checks
+
+
+def stream_checks(keys: str, stream: dict[str, Any]) -> list[Check]:
+    changes = stream.get("changes")
+    if not changes or not changes["changes"]:
+        return []
+    p99 = changes["p99_seconds"]
+    return [
+        Check(
+            f"{keys}: stream change makes 1 KMS call",
+            f"{changes['kms_per_change']} per change",
+            changes["kms_per_change"] == [1],
+        ),
+        Check(
+            f"{keys}: stream change makes 1 Kubernetes write",
+            f"{changes['writes_per_change']} per change",
+            changes["writes_per_change"] == [1],
+        ),
+        Check(
+            f"{keys}: stream change p99 latency under {STREAM_P99_SECONDS} s",
+            f"p99 {p99:.2f} s, p50 {changes['p50_seconds']:.2f} s "
+            f"over {changes['changes']} changes",
+            p99 < STREAM_P99_SECONDS and changes["lost_changes"] == 0,
+        ),
+    ]
+
+
+def scaling_checks(sizes: list[dict[str, Any]]) -> list[Check]:
+    measured = [size for size in sizes if "kubestash cold" in size["phases"]]
+    if len(measured) < 2:
+        return []
+    small, large = measured[0], measured[-1]
+    checks = []
+    for kind in ("cold", "warm"):
+        per_key_small = small["phases"][f"kubestash {kind}"]["seconds"] / small["size"]
+        per_key_large = large["phases"][f"kubestash {kind}"]["seconds"] / large["size"]
+        growth = per_key_large / per_key_small
+        checks.append(
+            Check(
+                f"{kind} sync cost grows linearly ({small['size']:,} to {large['size']:,} keys)",
+                f"wall time per key × {growth:.2f}",
+                growth <= LINEAR_TOLERANCE,
+            )
+        )
+    return checks
