@@ -220,8 +220,8 @@ def test_finalizer_holds_deletion(cluster, namespace):
     answer = cluster.http.delete(secrets_path(namespace, "f"))
 
     assert answer.status_code == 200
-    held = cluster.http.get(secrets_path(namespace, "f")).json()
-    assert held["metadata"]["deletionTimestamp"]
+    marked = cluster.http.get(secrets_path(namespace, "f")).json()
+    assert marked["metadata"]["deletionTimestamp"]
 
     released = cluster.http.patch(
         secrets_path(namespace, "f"),

@@ -68,10 +68,10 @@ def test_apply_server_side_conflict_and_force(cluster, namespace):
     cluster.kubectl("-n", namespace, "create", "secret", "generic", "c", "--from-literal=A=1")
     manifest = _manifest(namespace, "c", {"A": "2"})
 
-    refused = cluster.kubectl("apply", "--server-side", "-f", "-", stdin=manifest, check=False)
-    assert refused.returncode != 0
-    assert 'conflict with "kubectl-create"' in refused.stderr
-    assert ".data.A" in refused.stderr
+    rejected = cluster.kubectl("apply", "--server-side", "-f", "-", stdin=manifest, check=False)
+    assert rejected.returncode != 0
+    assert 'conflict with "kubectl-create"' in rejected.stderr
+    assert ".data.A" in rejected.stderr
 
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=manifest)
     assert _secret(cluster, namespace, "c")["data"]["A"] == base64.b64encode(b"2").decode()

@@ -1,4 +1,4 @@
-"""Validation errors, answered as Status objects worded like kube-apiserver's."""
+"""Validation errors: Status objects worded like kube-apiserver's."""
 
 from __future__ import annotations
 

@@ -9,11 +9,12 @@ kubectl use:
   OpenAPI v3 that kubectl reads to send `fieldValidation`;
 - core/v1 Namespaces, Secrets and Events, coordination.k8s.io/v1 Leases and
   events.k8s.io/v1 Events (one storage with core Events, as in kube-apiserver);
-- get, list (label and field selectors, `limit`/`continue`), watch (from a resource
-  version, bookmarks, 410 Gone past the kept history), create, update, delete
-  (preconditions, finalizers, deletecollection), JSON, merge, strategic merge and
-  apply patches, `dryRun=All`, `fieldValidation`, managedFields, validation errors
-  as `Status` objects, and `Table` output for `kubectl get`.
+- get, list (label and field selectors, `limit`/`continue`) and watch (from a resource
+  version, bookmarks, 410 Gone past the kept history);
+- create, update, delete (preconditions, finalizers, deletecollection), and JSON,
+  merge, strategic merge and apply patches, with `dryRun=All` and `fieldValidation`;
+- managedFields, validation errors as `Status` objects, and `Table` output for
+  `kubectl get`.
 
 Start it in-process:
 

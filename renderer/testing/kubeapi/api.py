@@ -20,13 +20,12 @@ from .resources import Resource, build_resources
 from .routing import Target, resolve
 from .store import Store
 
-BUILTIN_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
 START_NAMESPACES = ("default", "kube-public", "kube-system")
 
 
 @dataclass
 class Request:
-    """One HTTP request as the API sees it."""
+    """One HTTP request, parsed for the API."""
 
     method: str
     path: str
@@ -58,7 +57,7 @@ class Request:
 
 @dataclass
 class Response:
-    """A complete answer, or a stream of chunks for a watch."""
+    """A complete response, or a stream of chunks for a watch."""
 
     code: int
     body: Any = None
@@ -112,6 +111,9 @@ class Api:
             create_object(self, namespaces, {"metadata": {"name": name}}, manager="kube-apiserver")
 
     def tracker(self, resource: Resource) -> Tracker:
+        # NOTE: each view has its own field paths, so managers of core/v1 Events and of
+        # events.k8s.io/v1 Events do not see each other's fields in conflicts and
+        # pruning; kube-apiserver converts field sets between versions.
         tracker = self.trackers.get(id(resource))
         if tracker is None:
             ignored = {
@@ -122,7 +124,7 @@ class Api:
         return tracker
 
     def storage(self, resource: Resource) -> Resource:
-        """The resource whose form is stored (core Events for events.k8s.io Events)."""
+        """Return the resource whose form is stored (core Events for events.k8s.io Events)."""
         return self.storage_resources[resource.store_key]
 
     def view(self, resource: Resource, stored: dict[str, Any]) -> dict[str, Any]:
@@ -134,6 +136,13 @@ class Api:
         if resource.from_view is None:
             return obj
         return resource.from_view(obj)
+
+    def response_object(self, resource: Resource, stored: dict[str, Any]) -> dict[str, Any]:
+        """Return a stored object as a response body: in the resource's view, typed."""
+        answer = dict(self.view(resource, stored))
+        answer["apiVersion"] = resource.api_version
+        answer["kind"] = resource.kind
+        return answer
 
     def get_stored(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
         return self.store.get(resource.store_key, namespace, name)

@@ -19,15 +19,14 @@ from .options import WriteOptions
 from .resources import Resource
 from .routing import Target
 from .writes import (
-    _answer,
-    _check_namespace_usable,
-    _check_preconditions,
-    _keep_system_fields,
-    _live_entries,
-    _system_fields_for_create,
-    _with_managed,
-    _without_managed,
+    check_namespace_usable,
+    check_preconditions,
     commit_update,
+    keep_system_fields,
+    live_entries,
+    system_fields_for_create,
+    with_managed,
+    without_managed,
 )
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -42,17 +41,17 @@ def apply(api: Api, target: Target, request: Request, opts: WriteOptions) -> Res
         live = api.get_stored(resource, target.namespace, target.name)
         meta = config["metadata"]
         if live is None:
-            _check_namespace_usable(api, resource, target.namespace)
+            check_namespace_usable(api, resource, target.namespace)
             if meta.get("resourceVersion") or meta.get("uid"):
                 raise api.not_found(resource, target.name)
             live_view: Any = MISSING
             entries: list[managed.Entry] = []
         else:
-            _check_preconditions(
+            check_preconditions(
                 resource, live, meta.get("uid", ""), meta.get("resourceVersion", "")
             )
-            live_view = _without_managed(api.view(resource, live))
-            entries = _live_entries(live)
+            live_view = without_managed(api.view(resource, live))
+            entries = live_entries(live)
 
         merged, entries = api.tracker(resource).apply(
             entries,
@@ -67,13 +66,13 @@ def apply(api: Api, target: Target, request: Request, opts: WriteOptions) -> Res
         stored = _to_stored(api, resource, merged)
         if live is None:
             stored = _commit_create(api, resource, stored, entries, dry_run=opts.dry_run)
-            return json_response(201, _answer(api, resource, stored))
+            return json_response(201, api.response_object(resource, stored))
         storage = api.storage(resource)
-        stored["metadata"] = _keep_system_fields(stored["metadata"], live["metadata"])
+        stored["metadata"] = keep_system_fields(stored["metadata"], live["metadata"])
         stored = objects.prepare_update(storage, stored, live)
-        stored = _with_managed(stored, entries)
+        stored = with_managed(stored, entries)
         stored = commit_update(api, resource, live, stored, dry_run=opts.dry_run)
-    return json_response(200, _answer(api, resource, stored))
+    return json_response(200, api.response_object(resource, stored))
 
 
 def _decode_configuration(body: bytes, resource: Resource) -> dict[str, Any]:
@@ -183,8 +182,8 @@ def _commit_create(
 ) -> dict[str, Any]:
     storage = api.storage(resource)
     stored = objects.prepare_create(storage, stored)
-    stored = _system_fields_for_create(stored)
-    stored = _with_managed(stored, entries)
+    stored = system_fields_for_create(stored)
+    stored = with_managed(stored, entries)
     found = objects.validate(storage, stored, None, resource.group)
     if found:
         name = stored["metadata"].get("name", "")

@@ -1,8 +1,8 @@
 """Control endpoints of the test server, outside the Kubernetes API paths.
 
-- `GET /_faults` lists the fault rules with their hits; `POST /_faults` adds one rule
-  (or a list of rules) and returns them with their ids; `DELETE /_faults` removes all
-  rules; `DELETE /_faults/{id}` removes one.
+- `GET /_faults` lists the fault rules with their hits. `POST /_faults` adds one rule
+  (or a list of rules) and returns them with their ids. `DELETE /_faults` removes all
+  rules, and `DELETE /_faults/{id}` removes one.
 - `GET /_requests` returns the request log; `DELETE /_requests` empties it.
 - `POST /_reset` drops all objects, rules and logged requests.
 

@@ -1,10 +1,10 @@
 """Delete and deletecollection, with preconditions, finalizers and namespace termination.
 
 An object with finalizers is only marked (`deletionTimestamp`) and goes away when an
-update removes its last finalizer. Deleting a namespace deletes every object in it:
-the namespace is first marked Terminating, then its contents are deleted, then the
-namespace itself. kube-apiserver leaves that to the namespace controller, which
-takes a few seconds; here it finishes within the request.
+update removes its last finalizer. Deleting a namespace deletes every object in it.
+The namespace is first marked Terminating, then its contents are deleted, then the
+namespace itself. kube-apiserver leaves that to the namespace controller, which takes
+a few seconds, but here it finishes within the request.
 """
 
 from __future__ import annotations
@@ -58,11 +58,11 @@ def delete(api: Api, target: Target, request: Request) -> Response:
                 reason = "this namespace may not be deleted"
                 raise errors.forbidden("namespaces", target.name, reason)
             result = terminate_namespace(api, live, dry_run=opts["dryRun"])
-            return json_response(200, _answer(api, resource, result))
+            return json_response(200, api.response_object(resource, result))
         result, removed = delete_object(api, resource, live, dry_run=opts["dryRun"])
     if removed:
         return json_response(200, _success(resource, live))
-    return json_response(200, _answer(api, resource, result))
+    return json_response(200, api.response_object(resource, result))
 
 
 def delete_collection(api: Api, target: Target, request: Request) -> Response:
@@ -175,10 +175,3 @@ def _success(resource: Resource, live: dict[str, Any]) -> dict[str, Any]:
         "status": "Success",
         "details": details,
     }
-
-
-def _answer(api: Api, resource: Resource, stored: dict[str, Any]) -> dict[str, Any]:
-    answer = dict(api.view(resource, stored))
-    answer["apiVersion"] = resource.api_version
-    answer["kind"] = resource.kind
-    return answer

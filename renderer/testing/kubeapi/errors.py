@@ -48,7 +48,7 @@ class FieldError:
     }
 
     def body(self) -> str:
-        """Return the message without the field path, as `causes[].message` holds it."""
+        """Return the message without the field path, as `causes[].message` contains it."""
         if self.kind in ("Invalid value", "Unsupported value", "Duplicate value"):
             shown = self.raw if self.raw is not None else format_value(self.value)
             text = f"{self.kind}: {shown}"
@@ -228,7 +228,7 @@ def internal_error(message: str) -> ApiError:
 def apply_conflict(conflicts: list[tuple[str, str]]) -> ApiError:
     """Build the 409 of a server-side apply that would take fields from other managers.
 
-    `conflicts` holds (manager description, field path) pairs, already sorted.
+    `conflicts` contains (manager description, field path) pairs, already sorted.
     """
     causes = [
         {"reason": "FieldManagerConflict", "message": f"conflict with {who}", "field": path}

@@ -62,6 +62,7 @@ class FaultRule:
         if action not in ACTIONS:
             raise FaultRuleError(f"action {action!r} is not one of {', '.join(ACTIONS)}")
         rule = cls(action=action)
+
         rule.verb = str(data.get("verb") or "*")
         rule.method = str(data.get("method") or "").upper()
         rule.path = str(data.get("path") or "")
@@ -71,6 +72,7 @@ class FaultRule:
         except re.error as error:
             message = f"path {rule.path!r} is not a valid regular expression: {error}"
             raise FaultRuleError(message) from None
+
         rule.status = _number(data, "status", int, 500)
         if not 100 <= rule.status <= 599:
             raise FaultRuleError(f"status {rule.status} is not an HTTP status code")
@@ -78,6 +80,7 @@ class FaultRule:
         rule.delay_seconds = _optional(data, "delay_seconds", float)
         rule.count = _optional(data, "count", int)
         rule.window_seconds = _optional(data, "window_seconds", float)
+
         if action == "delay" and rule.delay_seconds is None:
             raise FaultRuleError("action 'delay' needs delay_seconds")
         if action == "status" and rule.status == 429 and rule.retry_after_seconds is None:

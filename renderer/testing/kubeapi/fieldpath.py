@@ -2,7 +2,7 @@
 
 A path is a tuple of FieldsV1 keys: `f:name` for a struct field or map key,
 `k:{"uid":"..."}` for an item of an associative list, `v:"x"` for an item of a set.
-The schema nodes say how each part of an object merges, as the structured-merge-diff
+The schema nodes define how each part of an object merges, as the structured-merge-diff
 schema of kube-apiserver does: granular structs and maps merge per key, atomic values
 are replaced whole, sets merge per item, associative lists merge per key.
 """
@@ -22,6 +22,8 @@ MISSING: Any = object()
 class Scalar:
     """A leaf: replaced whole by a merge, owned whole."""
 
+    granular = False
+
 
 @dataclass
 class Struct:
@@ -30,17 +32,24 @@ class Struct:
     fields: dict[str, Any] = field(default_factory=dict)
     atomic: bool = False
 
+    @property
+    def granular(self) -> bool:
+        return not self.atomic
+
 
 @dataclass(frozen=True)
 class MapOf:
     """A map whose keys merge and are owned one by one (labels, annotations, data)."""
 
     element: Any = Scalar()
+    granular = True
 
 
 @dataclass(frozen=True)
 class SetList:
     """A list of scalars that merges as a set (`+listType=set`, like finalizers)."""
+
+    granular = True
 
 
 @dataclass
@@ -49,6 +58,7 @@ class AssocList:
 
     keys: tuple[str, ...]
     element: Struct
+    granular = True
 
 
 ATOMIC = Scalar()
@@ -76,9 +86,7 @@ def child_node(node: Any, name: str) -> Any:
 
 
 def _is_granular(node: Any) -> bool:
-    if isinstance(node, Struct):
-        return not node.atomic
-    return isinstance(node, (MapOf, SetList, AssocList))
+    return node.granular
 
 
 def _is_empty(value: Any) -> bool:

@@ -4,7 +4,7 @@ The rules follow the Kubernetes server-side apply documentation and the field ma
 of kube-apiserver:
 
 - an Update (create, PUT, JSON/merge/strategic patch) gives its manager every field it
-  added or changed and takes those fields from every other manager; entries of one
+  added or changed and takes those fields from every other manager. Entries of one
   Update manager are merged, keyed by manager, apiVersion and subresource;
 - an Apply makes its manager own exactly the fields of the applied configuration;
   fields it applied before and no longer applies are removed from the object unless
@@ -139,7 +139,7 @@ def encode(entries: list[Entry]) -> list[dict[str, Any]]:
 
 
 def is_reset_request(raw: Any) -> bool:
-    """Tell whether a write asks to strip managedFields: a list with one empty entry."""
+    """Tell whether a write requests stripping managedFields: a list with one empty entry."""
     return isinstance(raw, list) and len(raw) == 1 and raw[0] == {}
 
 
@@ -257,10 +257,10 @@ class Tracker:
         return None
 
     def _prune(self, merged: Any, entries: list[Entry], last: FieldSet) -> Any:
-        """Remove fields the applier owned before and nobody owns now.
+        """Remove fields the applier owned before and no manager owns now.
 
-        Fields that nobody ever owned stay, and so do struct fields above a member
-        that someone still owns.
+        Fields that no manager ever owned stay, and so do struct fields above a member
+        that a manager still owns.
         """
         if not last:
             return merged

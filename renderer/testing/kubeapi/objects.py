@@ -20,6 +20,7 @@ from .errors import ApiError, FieldError
 from .fieldpath import AssocList, Struct
 from .resources import Resource
 
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 OMIT_EMPTY_META = ("labels", "annotations", "ownerReferences", "finalizers", "managedFields")
 
 # (path, fractional digits): metav1.Time keeps seconds, metav1.MicroTime microseconds.
@@ -49,8 +50,15 @@ def parse_json(body: bytes) -> Any:
 
 
 def parse_yaml(body: bytes) -> Any:
+    """Parse a YAML body; JSON (a subset of YAML) takes the much faster JSON parser."""
+    stripped = body.lstrip()
+    if stripped[:1] in (b"{", b"["):
+        try:
+            return json.loads(stripped)
+        except ValueError:
+            pass
     try:
-        return yaml.safe_load(body.decode("utf-8") or "null")
+        return yaml.load(body.decode("utf-8") or "null", Loader=YAML_LOADER)
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise errors.bad_request(f"error decoding YAML: {error}") from None
 
@@ -175,8 +183,8 @@ def field_validation(
 def canonical(resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
     """Bring an object to the form Go would store and return.
 
-    Secret `stringData` is merged into base64 `data` and dropped; empty maps and lists
-    that Go omits are dropped; the structs Go always writes are filled in.
+    Secret `stringData` is merged into base64 `data` and dropped. Empty maps and lists
+    that Go omits are dropped, and the structs Go always writes are filled in.
     """
     result = dict(obj)
     result["apiVersion"] = resource.api_version

@@ -1,6 +1,6 @@
 """Query parameters of writes: `dryRun`, `fieldManager`, `fieldValidation`, `force`.
 
-Invalid values are answered as the real server answers them: a 422 about a
+Invalid values get the response the real server sends: a 422 about a
 `CreateOptions`, `UpdateOptions`, `PatchOptions` or `DeleteOptions` object of the
 `meta.k8s.io` group.
 """

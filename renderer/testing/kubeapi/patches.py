@@ -1,10 +1,10 @@
 """JSON patch, JSON merge patch and strategic merge patch on plain JSON objects.
 
 JSON patch (RFC 6902) uses the `jsonpatch` package. Merge patch follows RFC 7386.
-Strategic merge patch follows the Kubernetes rules for the fields these kinds have:
-maps merge and `null` deletes a key; lists with a merge key (ownerReferences by `uid`)
-merge per item; lists of scalars with the merge strategy (finalizers) merge as sets;
-the directives `$patch` (replace, delete, merge), `$retainKeys`,
+Strategic merge patch follows the Kubernetes rules for the fields these kinds have.
+Maps merge and `null` deletes a key. Lists with a merge key (ownerReferences by `uid`)
+merge per item. Lists of scalars with the merge strategy (finalizers) merge as sets.
+The directives `$patch` (replace, delete, merge), `$retainKeys`,
 `$deleteFromPrimitiveList/<field>` and `$setElementOrder/<field>` are understood.
 """
 

@@ -2,8 +2,8 @@
 
 kubectl's typed clients (`kubectl create secret`, `kubectl create namespace`) send
 protobuf. The body is the magic `k8s\\0` followed by a `runtime.Unknown` message whose
-`raw` field holds the object. Only the kinds and fields those commands send are
-decoded here; answers are always JSON, which client-go accepts for any request.
+`raw` field contains the object. Only the kinds and fields those commands send are
+decoded here. Responses are always JSON, which client-go accepts for any request.
 """
 
 from __future__ import annotations

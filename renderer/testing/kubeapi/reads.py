@@ -1,6 +1,6 @@
 """Get and list, with label and field selectors and `limit`/`continue` chunking.
 
-A list answers with the current resource version in `metadata.resourceVersion`; a
+A list response carries the current resource version in `metadata.resourceVersion`; a
 chunked list hands out a `continue` token (base64 JSON of the resource version and the
 last key, like kube-apiserver's) and `remainingItemCount` when no selector filtered.
 """
@@ -104,6 +104,9 @@ def list_selection(
     matches = matcher(resource, request)
     limit = _limit(request)
     namespace = target.namespace if resource.namespaced and target.namespace else None
+    # NOTE: later pages show the objects as they are now, not as they were at the
+    # resource version of the first page (etcd serves a snapshot); `resourceVersion`
+    # and `resourceVersionMatch` of a list are not used either.
     version = api.store.resource_version
     after = None
     token = request.param("continue")

@@ -1,10 +1,11 @@
 """The resources this server serves: their names, schemas and per-kind facts.
 
-Each `Resource` holds what discovery publishes (group, version, plural, verbs, short
-names), the schema server-side apply and field validation walk, the empty object of
-the kind (the structs Go always serializes), the field selectors the real server
-accepts and whether it allows create on update. Core and events.k8s.io Events share
-one storage, as they do in kube-apiserver, through a converter.
+Each `Resource` contains what discovery publishes (group, version, plural, verbs,
+short names) and the schema that server-side apply and field validation walk. It also
+contains the empty object of the kind (the structs Go always serializes), the field
+selectors the real server accepts, and whether an update may create the object.
+Core and events.k8s.io Events share one storage, as they do in kube-apiserver,
+through a converter.
 """
 
 from __future__ import annotations
@@ -13,186 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .fieldpath import ATOMIC, AssocList, MapOf, SetList, Struct
+from .fieldpath import Struct
+from .schemas import (
+    CORE_EVENT_SCHEMA,
+    EVENTS_V1_SCHEMA,
+    LEASE_SCHEMA,
+    NAMESPACE_SCHEMA,
+    SECRET_SCHEMA,
+    event_from_v1,
+    event_to_v1,
+)
 
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-
-OWNER_REFERENCE = Struct(
-    {
-        name: ATOMIC
-        for name in ("apiVersion", "kind", "name", "uid", "controller", "blockOwnerDeletion")
-    }
-)
-
-OBJECT_META = Struct(
-    {
-        **{
-            name: ATOMIC
-            for name in (
-                "name",
-                "generateName",
-                "namespace",
-                "selfLink",
-                "uid",
-                "resourceVersion",
-                "generation",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "managedFields",
-            )
-        },
-        "labels": MapOf(),
-        "annotations": MapOf(),
-        "ownerReferences": AssocList(("uid",), OWNER_REFERENCE),
-        "finalizers": SetList(),
-    }
-)
-
-OBJECT_REFERENCE = Struct(
-    {
-        name: ATOMIC
-        for name in (
-            "kind",
-            "namespace",
-            "name",
-            "uid",
-            "apiVersion",
-            "resourceVersion",
-            "fieldPath",
-        )
-    },
-    atomic=True,
-)
-
-EVENT_SERIES = Struct({"count": ATOMIC, "lastObservedTime": ATOMIC})
-EVENT_SOURCE = Struct({"component": ATOMIC, "host": ATOMIC})
-
-
-def _top(**fields: Any) -> Struct:
-    return Struct({"apiVersion": ATOMIC, "kind": ATOMIC, "metadata": OBJECT_META, **fields})
-
-
-SECRET_SCHEMA = _top(data=MapOf(), stringData=MapOf(), type=ATOMIC, immutable=ATOMIC)
-
-NAMESPACE_SCHEMA = _top(
-    spec=Struct({"finalizers": ATOMIC}),
-    status=Struct(
-        {
-            "phase": ATOMIC,
-            "conditions": AssocList(
-                ("type",),
-                Struct(
-                    {
-                        name: ATOMIC
-                        for name in ("type", "status", "lastTransitionTime", "reason", "message")
-                    }
-                ),
-            ),
-        }
-    ),
-)
-
-LEASE_SCHEMA = _top(
-    spec=Struct(
-        {
-            name: ATOMIC
-            for name in (
-                "holderIdentity",
-                "leaseDurationSeconds",
-                "acquireTime",
-                "renewTime",
-                "leaseTransitions",
-                "strategy",
-                "preferredHolder",
-            )
-        }
-    )
-)
-
-CORE_EVENT_SCHEMA = _top(
-    involvedObject=OBJECT_REFERENCE,
-    related=OBJECT_REFERENCE,
-    source=EVENT_SOURCE,
-    series=EVENT_SERIES,
-    **{
-        name: ATOMIC
-        for name in (
-            "reason",
-            "message",
-            "firstTimestamp",
-            "lastTimestamp",
-            "count",
-            "type",
-            "eventTime",
-            "action",
-            "reportingComponent",
-            "reportingInstance",
-        )
-    },
-)
-
-EVENTS_V1_SCHEMA = _top(
-    regarding=OBJECT_REFERENCE,
-    related=OBJECT_REFERENCE,
-    deprecatedSource=EVENT_SOURCE,
-    series=EVENT_SERIES,
-    **{
-        name: ATOMIC
-        for name in (
-            "eventTime",
-            "reportingController",
-            "reportingInstance",
-            "action",
-            "reason",
-            "note",
-            "type",
-            "deprecatedFirstTimestamp",
-            "deprecatedLastTimestamp",
-            "deprecatedCount",
-        )
-    },
-)
-
-# core/v1 field name -> events.k8s.io/v1 field name; the two are views of one object.
-EVENT_FIELD_MAP = {
-    "involvedObject": "regarding",
-    "message": "note",
-    "source": "deprecatedSource",
-    "firstTimestamp": "deprecatedFirstTimestamp",
-    "lastTimestamp": "deprecatedLastTimestamp",
-    "count": "deprecatedCount",
-    "reportingComponent": "reportingController",
-}
-EVENT_SHARED_FIELDS = ("metadata", "eventTime", "series", "action", "reason", "type")
-EVENT_SHARED_FIELDS += ("related", "reportingInstance")
-
-
-def event_to_v1(core: dict[str, Any]) -> dict[str, Any]:
-    """Convert a stored core/v1 Event to its events.k8s.io/v1 form."""
-    result: dict[str, Any] = {"apiVersion": "events.k8s.io/v1", "kind": "Event"}
-    for name in EVENT_SHARED_FIELDS:
-        if name in core:
-            result[name] = core[name]
-    for old, new in EVENT_FIELD_MAP.items():
-        if old in core:
-            result[new] = core[old]
-    result.setdefault("eventTime", None)
-    result.setdefault("deprecatedFirstTimestamp", None)
-    result.setdefault("deprecatedLastTimestamp", None)
-    return result
-
-
-def event_from_v1(event: dict[str, Any]) -> dict[str, Any]:
-    """Convert an events.k8s.io/v1 Event to the stored core/v1 form."""
-    result: dict[str, Any] = {"apiVersion": "v1", "kind": "Event"}
-    for name in EVENT_SHARED_FIELDS:
-        if name in event:
-            result[name] = event[name]
-    for old, new in EVENT_FIELD_MAP.items():
-        if new in event:
-            result[old] = event[new]
-    return result
 
 
 @dataclass
@@ -277,7 +110,11 @@ def _event_getters(view: str) -> dict[str, Callable[[dict[str, Any]], Any]]:
 
 def build_resources() -> list[Resource]:
     """Return the served resources, in discovery order."""
-    secrets = Resource(
+    return [_namespaces(), _secrets(), _core_events(), _leases(), _v1_events()]
+
+
+def _secrets() -> Resource:
+    return Resource(
         group="",
         version="v1",
         kind="Secret",
@@ -295,7 +132,10 @@ def build_resources() -> list[Resource]:
             AGE_COLUMN,
         ],
     )
-    namespaces = Resource(
+
+
+def _namespaces() -> Resource:
+    return Resource(
         group="",
         version="v1",
         kind="Namespace",
@@ -319,7 +159,10 @@ def build_resources() -> list[Resource]:
         ],
         reset_fields=("status",),
     )
-    leases = Resource(
+
+
+def _leases() -> Resource:
+    return Resource(
         group="coordination.k8s.io",
         version="v1",
         kind="Lease",
@@ -340,7 +183,10 @@ def build_resources() -> list[Resource]:
             AGE_COLUMN,
         ],
     )
-    core_events = Resource(
+
+
+def _core_events() -> Resource:
+    return Resource(
         group="",
         version="v1",
         kind="Event",
@@ -370,7 +216,10 @@ def build_resources() -> list[Resource]:
         ],
         categories=[],
     )
-    v1_events = Resource(
+
+
+def _v1_events() -> Resource:
+    return Resource(
         group="events.k8s.io",
         version="v1",
         kind="Event",
@@ -393,7 +242,6 @@ def build_resources() -> list[Resource]:
         from_view=event_from_v1,
         columns=[NAME_COLUMN, AGE_COLUMN],
     )
-    return [namespaces, secrets, core_events, leases, v1_events]
 
 
 def _event_last_seen(obj: dict[str, Any]) -> Any:

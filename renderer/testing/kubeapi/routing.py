@@ -16,7 +16,7 @@ from .resources import Resource
 
 @dataclass
 class Target:
-    """What a resource request is about, and its verb in RBAC's words."""
+    """The object or collection a resource request is about, and its RBAC verb."""
 
     resource: Resource
     namespace: str
@@ -67,8 +67,8 @@ def resolve(
         return None
     name = rest[1] if len(rest) > 1 else ""
     subresource = rest[2] if len(rest) > 2 else ""
-    # NOTE: no subresource is served (namespaces/status and namespaces/finalize
-    # answer 404 here, unlike a real server).
+    # NOTE: no subresource is served, so namespaces/status and namespaces/finalize
+    # return 404 here, unlike on a real server.
     if len(rest) > 2:
         return None
     verb = rbac_verb(method, bool(name), watch_param or legacy_watch)

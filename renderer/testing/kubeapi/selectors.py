@@ -17,7 +17,7 @@ from .validation import label_value, qualified_name
 
 
 class SelectorError(ValueError):
-    """A selector that does not parse; the HTTP layer answers 400 BadRequest."""
+    """A selector that does not parse, which the server rejects with 400 BadRequest."""
 
 
 @dataclass(frozen=True)

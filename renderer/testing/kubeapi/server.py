@@ -2,7 +2,7 @@
 
 It is built on the standard library's `ThreadingHTTPServer` rather than an ASGI stack
 because the fault switch needs the raw socket (to drop a connection or hold it
-without an answer) and a watch is simplest as a blocking chunked stream.
+without a response) and a watch is simplest as a blocking chunked stream.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ CONTROL_PREFIX = "/_"
 
 
 class RequestRecord(NamedTuple):
-    """One resource request as RBAC sees it, with the HTTP status it got."""
+    """One resource request in RBAC terms, with the HTTP status of its response."""
 
     verb: str
     api_group: str
@@ -49,7 +49,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        # One write per answer plus no Nagle delay keeps keep-alive round trips short.
+        # One write per response plus no Nagle delay keeps keep-alive round trips short.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -76,13 +76,13 @@ class _Handler(BaseHTTPRequestHandler):
         request = Request.build(self.command, self.path, dict(self.headers.items()), body or b"")
         if body is None:
             self.close_connection = True
-            self.send_answer(request, status_response(errors.too_large(MAX_BODY)))
+            self.write_response(request, status_response(errors.too_large(MAX_BODY)))
             return
         self.server.owner.serve(self, request)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
 
-    def send_answer(self, request: Request, response: Response) -> None:
+    def write_response(self, request: Request, response: Response) -> None:
         if response.stream is not None:
             self._send_stream(response.code, response.headers, response.stream)
             return
@@ -123,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
                 close()
 
     def drop(self) -> None:
-        """Close the connection without an answer."""
+        """Close the connection without a response."""
         self.close_connection = True
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -231,7 +231,7 @@ class KubeAPIServer:
     def serve(self, handler: _Handler, request: Request) -> None:
         """Answer one request: control endpoints, then faults, then the API."""
         if request.path.startswith(CONTROL_PREFIX):
-            handler.send_answer(request, self._control(request))
+            handler.write_response(request, self._control(request))
             return
         target = self.api.resolve(request)
         verb = target.verb if target else _plain_verb(request.method)
@@ -250,7 +250,7 @@ class KubeAPIServer:
             response = status_response(errors.internal_error(type(error).__name__))
         if target is not None:
             self._record(target, response.code)
-        handler.send_answer(request, response)
+        handler.write_response(request, response)
 
     def _record(self, target: Any, code: int) -> None:
         resource = target.resource
@@ -275,7 +275,7 @@ class KubeAPIServer:
             time.sleep(rule.delay_seconds or 0)
             return False
         if rule.action == "status":
-            handler.send_answer(request, status_response(_fault_error(rule)))
+            handler.write_response(request, status_response(_fault_error(rule)))
             return True
         if rule.action == "hang":
             self.faults.released.wait(rule.delay_seconds)

@@ -1,4 +1,4 @@
-"""Server-side printing: the `Table` and `PartialObjectMetadata` forms of answers.
+"""Server-side printing: the `Table` and `PartialObjectMetadata` forms of responses.
 
 `kubectl get` asks for `application/json;as=Table;v=v1;g=meta.k8s.io` and prints the
 columns the server chooses; the garbage collector and some tools ask for metadata only.

@@ -2,7 +2,7 @@
 
 Messages follow apimachinery's validation helpers (`IsDNS1123Subdomain`,
 `IsQualifiedName`, `IsConfigMapKey`, ...) and the core validation of each kind, so a
-client that matches on a message or a `details.causes[].field` sees the same text.
+client that matches on a message or a `details.causes[].field` gets the same text.
 """
 
 from __future__ import annotations
@@ -141,12 +141,25 @@ def validate_metadata(meta: dict[str, Any], *, name_check: Any) -> list[FieldErr
     else:
         for problem in name_check(name):
             found.append(FieldError("Invalid value", "metadata.name", problem, name))
-    for key, value in sorted((meta.get("labels") or {}).items()):
+
+    found += _validate_labels(meta.get("labels") or {})
+    found += _validate_annotations(meta.get("annotations") or {})
+    found += _validate_owners_and_finalizers(meta)
+    return found
+
+
+def _validate_labels(labels: dict[str, Any]) -> list[FieldError]:
+    found: list[FieldError] = []
+    for key, value in sorted(labels.items()):
         for problem in qualified_name(key):
             found.append(FieldError("Invalid value", "metadata.labels", problem, key))
         for problem in label_value(str(value)):
             found.append(FieldError("Invalid value", "metadata.labels", problem, value))
-    annotations = meta.get("annotations") or {}
+    return found
+
+
+def _validate_annotations(annotations: dict[str, Any]) -> list[FieldError]:
+    found: list[FieldError] = []
     total = 0
     for key, value in sorted(annotations.items()):
         for problem in qualified_name(key.lower()):
@@ -155,16 +168,20 @@ def validate_metadata(meta: dict[str, Any], *, name_check: Any) -> list[FieldErr
     if total > MAX_ANNOTATIONS_SIZE:
         detail = f"must have at most {MAX_ANNOTATIONS_SIZE} bytes"
         found.append(FieldError("Too long", "metadata.annotations", detail))
+    return found
+
+
+def _validate_owners_and_finalizers(meta: dict[str, Any]) -> list[FieldError]:
+    found: list[FieldError] = []
     for index, owner in enumerate(meta.get("ownerReferences") or []):
         path = f"metadata.ownerReferences[{index}]"
         for required in ("apiVersion", "kind", "name", "uid"):
             if not owner.get(required):
                 found.append(FieldError("Invalid value", f"{path}.{required}", "", ""))
     for index, finalizer in enumerate(meta.get("finalizers") or []):
+        path = f"metadata.finalizers[{index}]"
         for problem in qualified_name(str(finalizer)):
-            found.append(
-                FieldError("Invalid value", f"metadata.finalizers[{index}]", problem, finalizer)
-            )
+            found.append(FieldError("Invalid value", path, problem, finalizer))
     return found
 
 

@@ -1,9 +1,9 @@
 """Watch: a chunked stream of ADDED, MODIFIED, DELETED, BOOKMARK and ERROR events.
 
 Without `resourceVersion` (or with "0") the stream starts with an ADDED event per
-existing object. From a resource version it replays the history after it; a version
-older than the kept history gets one ERROR event carrying a 410 Expired Status, which
-tells the client to list again. With `allowWatchBookmarks=true` an idle stream gets a
+existing object. From a resource version it replays the history after it. A version
+older than the kept history gets one ERROR event carrying a 410 Expired Status, so the
+client lists again. With `allowWatchBookmarks=true` an idle stream gets a
 BOOKMARK (only `metadata.resourceVersion` set) every `bookmark_interval` seconds.
 With `sendInitialEvents=true` the initial events end with a BOOKMARK annotated
 `k8s.io/initial-events-end: "true"`. An object that stops matching the selectors is
@@ -67,7 +67,7 @@ def _timeout(request: Request) -> float:
 
 
 class _Start:
-    """Where a stream starts: initial objects, a history position, or an error event."""
+    """The start of a stream: initial objects, a history position, or an error event."""
 
     def __init__(
         self,

@@ -2,7 +2,7 @@
 
 The order of steps follows kube-apiserver: decode and default the body, check the
 namespace (admission), record managedFields, run the kind's strategy and validation,
-then store. With `dryRun=All` every step runs but nothing is stored, and the answer
+then store. With `dryRun=All` every step runs but nothing is stored, and the response
 carries the resource version the object already had (none for a create).
 """
 
@@ -37,7 +37,7 @@ def create(api: Api, target: Target, request: Request) -> Response:
     warnings: list[str] = []
     obj = objects.field_validation(obj, target.resource, opts.field_validation, warnings)
     objects.check_field_types(obj, target.resource)
-    obj = _place_in_namespace(obj, target)
+    obj = place_in_namespace(obj, target)
     if obj["metadata"].get("resourceVersion"):
         raise errors.bad_request("resourceVersion should not be set on objects to be created")
     stored = create_object(
@@ -47,7 +47,7 @@ def create(api: Api, target: Target, request: Request) -> Response:
         manager=opts.manager,
         dry_run=opts.dry_run,
     )
-    return json_response(201, _answer(api, target.resource, stored), warnings)
+    return json_response(201, api.response_object(target.resource, stored), warnings)
 
 
 def create_object(
@@ -65,15 +65,15 @@ def create_object(
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + new_uid().replace("-", "")[:5]
         obj = {**obj, "metadata": meta}
-        _check_namespace_usable(api, resource, meta.get("namespace", ""))
+        check_namespace_usable(api, resource, meta.get("namespace", ""))
 
         view = objects.canonical(resource, obj) if resource.to_view else obj
         stored = objects.canonical(storage, api.to_storage(resource, view))
-        entries = _request_entries(stored) or []
+        entries = request_entries(stored) or []
         reset = managed.is_reset_request(meta.get("managedFields"))
         if not reset:
             tracker = api.tracker(resource)
-            new_view = _without_managed(api.view(resource, stored))
+            new_view = without_managed(api.view(resource, stored))
             entries = tracker.update(
                 entries,
                 MISSING,
@@ -83,8 +83,8 @@ def create_object(
                 now=now(),
             )
         stored = objects.prepare_create(storage, stored)
-        stored = _system_fields_for_create(stored)
-        stored = _with_managed(stored, [] if reset else entries)
+        stored = system_fields_for_create(stored)
+        stored = with_managed(stored, [] if reset else entries)
 
         found = objects.validate(storage, stored, None, resource.group)
         if found:
@@ -108,8 +108,8 @@ def update(api: Api, target: Target, request: Request) -> Response:
     warnings: list[str] = []
     obj = objects.field_validation(obj, resource, opts.field_validation, warnings)
     objects.check_field_types(obj, resource)
-    obj = _place_in_namespace(obj, target)
-    _check_name(obj, target)
+    obj = place_in_namespace(obj, target)
+    check_name(obj, target)
 
     with api.store.lock:
         live = api.get_stored(resource, target.namespace, target.name)
@@ -118,11 +118,11 @@ def update(api: Api, target: Target, request: Request) -> Response:
                 raise api.not_found(resource, target.name)
             obj["metadata"].pop("resourceVersion", None)
             stored = create_object(api, resource, obj, manager=opts.manager, dry_run=opts.dry_run)
-            return json_response(201, _answer(api, resource, stored), warnings)
+            return json_response(201, api.response_object(resource, stored), warnings)
         stored = replace_object(
             api, resource, live, obj, manager=opts.manager, dry_run=opts.dry_run
         )
-    return json_response(200, _answer(api, resource, stored), warnings)
+    return json_response(200, api.response_object(resource, stored), warnings)
 
 
 def replace_object(
@@ -138,27 +138,27 @@ def replace_object(
     storage = api.storage(resource)
     meta = obj.get("metadata") or {}
     live_meta = live["metadata"]
-    _check_preconditions(resource, live, meta.get("uid", ""), meta.get("resourceVersion", ""))
+    check_preconditions(resource, live, meta.get("uid", ""), meta.get("resourceVersion", ""))
 
     view = objects.canonical(resource, obj) if resource.to_view else obj
     stored = objects.canonical(storage, api.to_storage(resource, view))
-    stored["metadata"] = _keep_system_fields(stored["metadata"], live_meta)
+    stored["metadata"] = keep_system_fields(stored["metadata"], live_meta)
     stored = objects.prepare_update(storage, stored, live)
 
     reset = managed.is_reset_request(meta.get("managedFields"))
     entries: list[managed.Entry] = []
     if not reset:
-        entries = _request_entries(stored) or _live_entries(live)
+        entries = request_entries(stored) or live_entries(live)
         tracker = api.tracker(resource)
         entries = tracker.update(
             entries,
-            _without_managed(api.view(resource, live)),
-            _without_managed(api.view(resource, stored)),
+            without_managed(api.view(resource, live)),
+            without_managed(api.view(resource, stored)),
             manager=manager,
             api_version=resource.api_version,
             now=now(),
         )
-    stored = _with_managed(stored, entries)
+    stored = with_managed(stored, entries)
     return commit_update(api, resource, live, stored, dry_run=dry_run)
 
 
@@ -207,12 +207,12 @@ def patch(api: Api, target: Target, request: Request) -> Response:
         objects.check_type_meta(patched, resource, required=False)
         patched = objects.field_validation(patched, resource, opts.field_validation, warnings)
         objects.check_field_types(patched, resource)
-        patched = _place_in_namespace(patched, target)
-        _check_name(patched, target)
+        patched = place_in_namespace(patched, target)
+        check_name(patched, target)
         stored = replace_object(
             api, resource, live, patched, manager=opts.manager, dry_run=opts.dry_run
         )
-    return json_response(200, _answer(api, resource, stored), warnings)
+    return json_response(200, api.response_object(resource, stored), warnings)
 
 
 def _patched(resource: Resource, document: dict[str, Any], patch_type: str, body: bytes) -> Any:
@@ -242,7 +242,7 @@ def _patched(resource: Resource, document: dict[str, Any], patch_type: str, body
     return result
 
 
-def _place_in_namespace(obj: dict[str, Any], target: Target) -> dict[str, Any]:
+def place_in_namespace(obj: dict[str, Any], target: Target) -> dict[str, Any]:
     """Set or check the namespace of a body against the request path."""
     meta = dict(obj.get("metadata") or {})
     body_namespace = meta.get("namespace", "")
@@ -257,7 +257,7 @@ def _place_in_namespace(obj: dict[str, Any], target: Target) -> dict[str, Any]:
     return {**obj, "metadata": meta}
 
 
-def _check_name(obj: dict[str, Any], target: Target) -> None:
+def check_name(obj: dict[str, Any], target: Target) -> None:
     name = obj["metadata"].get("name", "")
     if name != target.name:
         raise errors.bad_request(
@@ -265,7 +265,7 @@ def _check_name(obj: dict[str, Any], target: Target) -> None:
         )
 
 
-def _check_namespace_usable(api: Api, resource: Resource, namespace: str) -> None:
+def check_namespace_usable(api: Api, resource: Resource, namespace: str) -> None:
     if not resource.namespaced:
         return
     found = api.namespace(namespace)
@@ -281,7 +281,7 @@ def _check_namespace_usable(api: Api, resource: Resource, namespace: str) -> Non
         )
 
 
-def _check_preconditions(resource: Resource, live: dict[str, Any], uid: str, version: str) -> None:
+def check_preconditions(resource: Resource, live: dict[str, Any], uid: str, version: str) -> None:
     live_meta = live["metadata"]
     name = live_meta["name"]
     if uid and uid != live_meta.get("uid"):
@@ -291,7 +291,7 @@ def _check_preconditions(resource: Resource, live: dict[str, Any], uid: str, ver
         raise errors.conflict(resource.plural, name, errors.STALE_OBJECT, resource.group)
 
 
-def _system_fields_for_create(stored: dict[str, Any]) -> dict[str, Any]:
+def system_fields_for_create(stored: dict[str, Any]) -> dict[str, Any]:
     meta = dict(stored["metadata"])
     for name in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "resourceVersion"):
         meta.pop(name, None)
@@ -300,7 +300,7 @@ def _system_fields_for_create(stored: dict[str, Any]) -> dict[str, Any]:
     return {**stored, "metadata": meta}
 
 
-def _keep_system_fields(meta: dict[str, Any], live_meta: dict[str, Any]) -> dict[str, Any]:
+def keep_system_fields(meta: dict[str, Any], live_meta: dict[str, Any]) -> dict[str, Any]:
     meta = dict(meta)
     for name in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
         if name in live_meta:
@@ -313,7 +313,7 @@ def _keep_system_fields(meta: dict[str, Any], live_meta: dict[str, Any]) -> dict
     return meta
 
 
-def _request_entries(obj: dict[str, Any]) -> list[managed.Entry] | None:
+def request_entries(obj: dict[str, Any]) -> list[managed.Entry] | None:
     """Entries sent in a request body: used when valid and not empty, as the server does."""
     raw = obj.get("metadata", {}).get("managedFields")
     if not raw or managed.is_reset_request(raw):
@@ -324,27 +324,20 @@ def _request_entries(obj: dict[str, Any]) -> list[managed.Entry] | None:
         return None
 
 
-def _live_entries(live: dict[str, Any]) -> list[managed.Entry]:
+def live_entries(live: dict[str, Any]) -> list[managed.Entry]:
     try:
         return managed.decode(live["metadata"].get("managedFields"))
     except ValueError:
         return []
 
 
-def _without_managed(obj: dict[str, Any]) -> dict[str, Any]:
+def without_managed(obj: dict[str, Any]) -> dict[str, Any]:
     meta = {k: v for k, v in obj.get("metadata", {}).items() if k != "managedFields"}
     return {**obj, "metadata": meta}
 
 
-def _with_managed(obj: dict[str, Any], entries: list[managed.Entry]) -> dict[str, Any]:
+def with_managed(obj: dict[str, Any], entries: list[managed.Entry]) -> dict[str, Any]:
     meta = {k: v for k, v in obj["metadata"].items() if k != "managedFields"}
     if entries:
         meta["managedFields"] = managed.encode(entries)
     return {**obj, "metadata": meta}
-
-
-def _answer(api: Api, resource: Resource, stored: dict[str, Any]) -> dict[str, Any]:
-    answer = dict(api.view(resource, stored))
-    answer["apiVersion"] = resource.api_version
-    answer["kind"] = resource.kind
-    return answer
