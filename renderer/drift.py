@@ -3,13 +3,13 @@
 A watch on the Secrets labelled `app.kubernetes.io/managed-by=kubestash` keeps a live cache
 (renderer.secretwatch). After every watch event and every sync, each key of the desired state
 is compared with the cache: a key drifts when its live value differs, when it is missing, or
-when its whole Secret is missing. Keys added by hand are not in the table and never drift;
-keys that failed to decrypt keep their last good value and are not drift either.
+when its whole Secret is missing. Keys added by hand are not in the table and never drift.
+Keys that failed to decrypt keep their last good value and are not drift either.
 
 `kubestash_secret_key_drift` is 1 for a drifting key and 0 otherwise. Outside dry run, a
-Secret that a watch event shows drifting is re-applied at once through the heal callback; a
+Secret that a watch event shows drifting is re-applied at once through the heal callback. A
 Secret that drifts again soon after a repair (another controller fighting over the same key)
-is repaired with exponential backoff. Drift found after a sync starts no repair, because that
+is repaired with exponential backoff (renderer.repair). Drift found after a sync starts no repair, because that
 sync just applied what it could and reported the rest as failures.
 
 A Secret that the last sync skipped or failed to write (its namespace does not exist, it is
@@ -21,7 +21,6 @@ cluster are common because one credstash table often serves several clusters.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +33,7 @@ from renderer import metrics
 from renderer.desired import DesiredSecret
 from renderer.events import EventRecorder
 from renderer.names import SecretRef
+from renderer.repair import RepairSchedule
 from renderer.secretwatch import LiveSecret, SecretWatch
 
 logger = logging.getLogger(__name__)
@@ -48,18 +48,6 @@ SECRET_MISSING = "Secret missing"
 
 DesiredGetter = Callable[[], Mapping[SecretRef, DesiredSecret]]
 Heal = Callable[[list[SecretRef]], Any]
-
-
-@dataclass
-class _Repair:
-    """Repair bookkeeping of one Secret (monotonic times)."""
-
-    due: float | None = None
-    started: float | None = None
-    repaired_at: float = -math.inf
-    strikes: int = 0
-    keys: frozenset[str] = frozenset()
-    managers: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -100,14 +88,15 @@ class DriftMonitor:
         self._heal = heal
         self._events = events
         self.settle_seconds = settle_seconds
-        self.repair_timeout = repair_timeout
-        self.loop_window = loop_window
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
+        self.schedule = RepairSchedule(
+            repair_timeout=repair_timeout,
+            loop_window=loop_window,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+        )
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._published: dict[SecretRef, _Published] = {}
-        self._repairs: dict[SecretRef, _Repair] = {}
         self._unconfirmed: dict[SecretRef, float] = {}
         self._unwritable: set[SecretRef] = set()
         self._stopping = threading.Event()
@@ -183,14 +172,13 @@ class DriftMonitor:
                 drifting = self._published[ref].drifting
                 if not drifting:
                     continue
-                repair = self._repairs.get(ref)
                 secrets.append(
                     {
                         "namespace": ref.namespace,
                         "name": ref.name,
                         "keys": [{"key": k, "reason": drifting[k]} for k in sorted(drifting)],
                         "managers": sorted(_managers(self.watch.get(ref), drifting)),
-                        "repair": self._describe_repair(repair, now),
+                        "repair": self._describe_repair(ref, now),
                     }
                 )
         desired = dict(self._desired())
@@ -289,7 +277,7 @@ class DriftMonitor:
         self._unwritable.discard(ref)
         for key in published.keys:
             metrics.forget_key(ref.namespace, ref.name, key)
-        self._repairs.pop(ref, None)
+        self.schedule.forget(ref)
         self._unconfirmed.pop(ref, None)
 
     def _log_change(self, ref: SecretRef, drift: dict[str, str], *, from_watch: bool) -> None:
@@ -310,50 +298,17 @@ class DriftMonitor:
         logger.log(level, "Secret %s drifted from the table: %s%s; %s", ref, keys, by, action)
 
     def _plan_repair(self, ref: SecretRef, drift: dict[str, str]) -> None:
-        repair = self._repairs.setdefault(ref, _Repair())
-        repair.keys = repair.keys | frozenset(drift)
-        repair.managers = repair.managers | _managers(self.watch.get(ref), drift)
-        if repair.due is not None or repair.started is not None:
-            return
-        now = time.monotonic()
-        since = now - repair.repaired_at
-        repair.strikes = repair.strikes + 1 if since < self.loop_window else 0
-        delay = self._backoff(repair.strikes)
-        repair.due = now + delay
-        if repair.strikes:
-            logger.warning(
-                "Secret %s drifted again %.0f seconds after its last repair (keys %s, "
-                "field managers %s); next repair in %.0f seconds",
-                ref,
-                since,
-                ", ".join(sorted(drift)),
-                ", ".join(sorted(repair.managers)) or "unknown",
-                delay,
-            )
+        managers = _managers(self.watch.get(ref), drift)
+        self.schedule.plan(ref, frozenset(drift), managers, time.monotonic())
 
     def _finish_repair(self, ref: SecretRef) -> None:
-        repair = self._repairs.get(ref)
-        if repair is None:
+        done = self.schedule.finish(ref, time.monotonic())
+        if done is None:
             return
-        if repair.started is None:
-            repair.due = None
-            return
-        logger.info("Repaired drift in Secret %s: keys %s", ref, ", ".join(sorted(repair.keys)))
+        logger.info("Repaired drift in Secret %s: keys %s", ref, ", ".join(sorted(done.keys)))
         self.repaired_total += 1
         if self._events is not None:
-            self._events.record_drift_repaired(
-                ref.namespace, ref.name, repair.keys, repair.managers
-            )
-        repair.started = None
-        repair.due = None
-        repair.repaired_at = time.monotonic()
-        repair.keys = frozenset()
-        repair.managers = frozenset()
-
-    def _backoff(self, strikes: int) -> float:
-        if strikes == 0:
-            return 0.0
-        return min(self.backoff_max, self.backoff_initial * 2 ** (strikes - 1))
+            self._events.record_drift_repaired(ref.namespace, ref.name, done.keys, done.managers)
 
     def _run_timer(self) -> None:
         """Start due repairs, time out stuck ones and publish drift held back after a sync."""
@@ -369,11 +324,9 @@ class DriftMonitor:
     def _next_wakeup(self) -> float:
         now = time.monotonic()
         moments = list(self._unconfirmed.values())
-        for repair in self._repairs.values():
-            if repair.due is not None:
-                moments.append(repair.due)
-            if repair.started is not None:
-                moments.append(repair.started + self.repair_timeout)
+        repair = self.schedule.next_moment()
+        if repair is not None:
+            moments.append(repair)
         return max(0.0, min(moments, default=now + 1.0) - now)
 
     def _take_due(self) -> list[SecretRef]:
@@ -385,24 +338,7 @@ class DriftMonitor:
                 secret = desired.get(ref)
                 if secret is not None:
                     self._apply(ref, secret, self._evaluate(ref, secret), from_watch=False)
-        refs = []
-        for ref, repair in self._repairs.items():
-            if repair.started is not None and now - repair.started >= self.repair_timeout:
-                repair.started = None
-                repair.strikes += 1
-                repair.due = now + self._backoff(repair.strikes)
-                logger.warning(
-                    "Repair of Secret %s did not take effect within %.0f seconds; "
-                    "retrying in %.0f seconds",
-                    ref,
-                    self.repair_timeout,
-                    repair.due - now,
-                )
-            if repair.due is not None and repair.due <= now and repair.started is None:
-                repair.due = None
-                repair.started = now
-                refs.append(ref)
-        return refs
+        return self.schedule.take_due(now)
 
     def _run_heal(self, refs: list[SecretRef]) -> None:
         names = ", ".join(str(ref) for ref in refs)
@@ -411,25 +347,15 @@ class DriftMonitor:
             self._heal(refs)  # type: ignore[misc]
         except Exception:
             logger.exception("Re-applying drifted Secrets %s failed", names)
-            now = time.monotonic()
             with self._lock:
-                for ref in refs:
-                    repair = self._repairs.get(ref)
-                    if repair is not None and repair.started is not None:
-                        repair.started = None
-                        repair.strikes += 1
-                        repair.due = now + self._backoff(repair.strikes)
+                self.schedule.failed(refs, time.monotonic())
 
-    def _describe_repair(self, repair: _Repair | None, now: float) -> str:
+    def _describe_repair(self, ref: SecretRef, now: float) -> str:
         if self.dry_run:
             return "dry run: not repaired"
-        if repair is None or self._heal is None:
+        if self._heal is None:
             return ""
-        if repair.started is not None:
-            return "repair in progress"
-        if repair.due is not None:
-            return f"repair in {max(0.0, repair.due - now):.0f} s"
-        return ""
+        return self.schedule.describe(ref, now)
 
 
 def desired_data(secret: DesiredSecret) -> dict[str, str]:

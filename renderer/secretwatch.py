@@ -31,8 +31,8 @@ LIST_PAGE_SIZE = 500
 
 
 class LiveSecret(NamedTuple):
-    """What the cache keeps of one Secret: base64 `data` as the API returns it, and the
-    field managers other than kubestash that own each key."""
+    """The cached part of one Secret: base64 `data` as the API returns it, and the field
+    managers other than kubestash that own each key."""
 
     uid: str
     resource_version: str
