@@ -114,7 +114,8 @@ class Scheduler:
         self._timing = timing or ScheduleTiming()
         self._grace = self._timing.grace_seconds
         if self._grace is None:
-            self._grace = max(30.0, 3 * settings.http_timeout)
+            # The Kubernetes client tries a request up to five times, each with HTTP_TIMEOUT.
+            self._grace = 6 * settings.http_timeout + 15
 
         self._pending_full: dict[tuple[bool | None, bool], Job] = {}
         self._refs: set[Any] = set()
@@ -335,7 +336,7 @@ class Scheduler:
             return self._mark_stuck(job, future, sync_id, step)
         except Exception as error:
             return self._summarize_error(job, error)
-        return self._summarize(result)
+        return {**self._summarize(result), "abandoned": True}
 
     def _mark_stuck(
         self, job: Job, future: asyncio.Future[Any], sync_id: str | None, step: str | None
@@ -356,6 +357,7 @@ class Scheduler:
             "kind": job.kind,
             "result": "timeout",
             "step": step,
+            "abandoned": True,
             "error": "the sync did not stop after it was abandoned",
         }
 

@@ -223,8 +223,11 @@ class Service:
                 return True
             return await self.scheduler.stop(timeout=timeout)
 
-    async def stop(self) -> None:
-        """Stop readers, syncs and HTTP, release the Lease; bounded by shutdown_timeout."""
+    async def stop(self) -> bool:
+        """Stop readers, syncs and HTTP, release the Lease; bounded by shutdown_timeout.
+
+        Returns False when an abandoned sync thread is still blocked in a request.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._shutdown_timeout
         self._stopping = True
@@ -233,13 +236,14 @@ class Service:
             task.cancel()
         await asyncio.wait(election, timeout=1) if election else None
 
+        finished = False
         try:
             async with asyncio.timeout_at(deadline - 2):
                 finished = await self._stop_leading(timeout=max(0.5, deadline - loop.time() - 3))
             if not finished:
-                logger.error("exiting with an abandoned sync thread still running")
+                logger.error("stopping with an abandoned sync thread still running")
         except TimeoutError:
-            logger.error("readers and syncs did not stop in time; exiting anyway")
+            logger.error("readers and syncs did not stop in time; stopping anyway")
 
         if self._server is not None:
             self._server.should_exit = True
@@ -258,6 +262,7 @@ class Service:
         metrics.leader.set(0)
         self._pool.shutdown(wait=False, cancel_futures=True)
         logger.info("kubestash stopped")
+        return finished
 
     def is_leader(self) -> bool:
         return self.elector is None or self.elector.is_leader
@@ -305,8 +310,11 @@ class Service:
         }
 
 
-async def serve(settings: Settings, *, host: str = "0.0.0.0") -> int:
-    """Run the service until SIGTERM or SIGINT; a second signal exits at once."""
+async def serve(settings: Settings, *, host: str = "0.0.0.0") -> tuple[int, bool]:
+    """Run the service until SIGTERM or SIGINT; a second signal exits at once.
+
+    Returns the exit code and whether every sync thread has finished.
+    """
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
 
@@ -325,16 +333,25 @@ async def serve(settings: Settings, *, host: str = "0.0.0.0") -> int:
         await service.start()
     except Exception as error:
         logger.error("kubestash could not start: %s", error, exc_info=True)
-        await service.stop()
-        return 1
+        return 1, await service.stop()
     await stopping.wait()
-    await service.stop()
-    return 0
+    return 0, await service.stop()
 
 
 def run(settings: Settings, *, host: str = "0.0.0.0") -> int:
-    """Run service mode with these settings; return the process exit code."""
-    return asyncio.run(serve(settings, host=host))
+    """Run service mode with these settings; return the process exit code.
+
+    An abandoned sync can leave a thread blocked in a Kubernetes request for up to
+    HTTP_TIMEOUT times the retries, and the interpreter joins such threads at exit. The
+    process then exits at once instead, after the Lease was released and the port closed.
+    """
+    code, finished = asyncio.run(serve(settings, host=host))
+    if not finished:
+        logger.error("exiting without waiting for the abandoned sync's threads")
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(code)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

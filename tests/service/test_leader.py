@@ -38,6 +38,7 @@ def test_only_leader_syncs(stack: Stack) -> None:
 
     stack.table.put("team/app/KEY", "v1")
     wait_until(lambda: (stack.secret_data("team", "app") or {}).get("KEY") == "v1")
+    wait_until(lambda: len(leader.history) == 2)
 
     assert [entry["trigger"] for entry in leader.history] == ["startup", "stream"]
     assert standby.history == []

@@ -1,16 +1,14 @@
-"""Scheduling rules that need a sync held open on purpose.
+"""Scheduling rules that need a sync held open at a chosen moment, or only its timing.
 
 A real sync cannot be paused at a chosen moment, so these tests use the Syncer stand-in
-from fakes.py; the stream and HTTP tests use the real Syncer.
+from fakes.py. Debounce, timeouts and the watchdog are tested with the real Syncer in
+test_stream.py and test_watchdog.py.
 """
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
-from renderer import metrics
 from renderer.names import SecretRef
 from renderer.scheduler import ScheduleTiming
 from renderer.service import Service
@@ -58,19 +56,6 @@ def test_records_during_sync_go_to_next_batch(syncer: FakeSyncer) -> None:
         assert refs == frozenset({SecretRef("team", "db")})
 
 
-def test_burst_of_records_is_one_incremental_sync(syncer: FakeSyncer) -> None:
-    with start(syncer, BASE.replace(wait_time=0.5)) as running:
-        wait_until(lambda: running.history)
-        for index in range(50):
-            ref = SecretRef("team", "db" if index % 2 else "api")
-            running.run(lambda ref=ref: running.service.scheduler.add_refs([ref]))
-
-        wait_until(lambda: len(running.history) == 2)
-        incremental = [call for call in syncer.calls if call[0] == "incremental"]
-        assert len(incremental) == 1
-        assert incremental[0][2] == frozenset({SecretRef("team", "db"), SecretRef("team", "api")})
-
-
 def test_wait_time_zero_applies_at_once(syncer: FakeSyncer) -> None:
     with start(syncer, BASE.replace(wait_time=0)) as running:
         wait_until(lambda: running.history)
@@ -91,40 +76,6 @@ def test_schedule_runs_full_sync(syncer: FakeSyncer) -> None:
     with start(syncer, BASE.replace(cron_hours=0.0003)) as running:
         wait_until(lambda: ("full", "schedule") in syncer.kinds(), timeout=10)
         assert running.history[0]["trigger"] == "startup"
-
-
-def test_timed_out_sync_is_abandoned_and_reported(
-    syncer: FakeSyncer, caplog: pytest.LogCaptureFixture
-) -> None:
-    syncer.hold.set()
-    caplog.set_level(logging.ERROR, logger="renderer.scheduler")
-    with start(syncer, BASE.replace(sync_timeout=1)) as running:
-        wait_until(lambda: running.history, timeout=5)
-
-        assert running.history[0]["result"] == "timeout"
-        assert syncer.abandoned.is_set()
-        assert metrics.table_fetch_status._value.get() == 1
-        assert "sync fake-1 (trigger startup) timed out" in caplog.text
-        assert "in step apply" in caplog.text
-        assert running.http.get("/healthz").status_code == 200
-
-
-def test_stuck_sync_fails_healthz_until_it_returns(syncer: FakeSyncer) -> None:
-    syncer.hold.set()
-    syncer.ignore_abandon = True
-    with start(syncer, BASE.replace(sync_timeout=1), grace_seconds=0.3) as running:
-        answer = wait_until(
-            lambda: (r := running.http.get("/healthz")).status_code == 503 and r, timeout=5
-        )
-        assert answer.json()["sync_id"] == "fake-1"
-        assert running.history[0]["result"] == "timeout"
-
-        running.run(lambda: running.service.scheduler.request_full("render"))
-        assert len(syncer.calls) == 1
-
-        syncer.release.set()
-        wait_until(lambda: running.http.get("/healthz").status_code == 200)
-        wait_until(lambda: len(syncer.calls) == 2)
 
 
 def test_failed_first_sync_is_retried(syncer: FakeSyncer) -> None:
