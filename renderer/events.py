@@ -33,6 +33,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from renderer import metrics
+
 logger = logging.getLogger(__name__)
 
 COMPONENT = "kubestash"
@@ -316,10 +318,11 @@ class EventRecorder:
             "reportingComponent": COMPONENT,
             "reportingInstance": self.instance,
         }
-        self._core.create_namespaced_event(
+        self._request(
+            "create",
+            self._core.create_namespaced_event_with_http_info,
             event_namespace,
             client.CoreV1Event.model_validate(body),
-            _request_timeout=self.request_timeout,
         )
         series.event_name = event_name
         series.event_namespace = event_namespace
@@ -333,12 +336,13 @@ class EventRecorder:
             "lastTimestamp": _rfc3339(series.last_seen),
         }
         try:
-            self._core.patch_namespaced_event(
+            self._request(
+                "patch",
+                self._core.patch_namespaced_event_with_http_info,
                 series.event_name,
                 series.event_namespace,
                 body,
                 _content_type="application/merge-patch+json",
-                _request_timeout=self.request_timeout,
             )
         except ApiException as error:
             if error.status == 404:
@@ -347,14 +351,31 @@ class EventRecorder:
             raise
         return True
 
+    def _request(self, verb: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+        """Send one request with the request timeout, counted in kubestash_kube_requests_total."""
+        try:
+            response = call(*args, _request_timeout=self.request_timeout, **kwargs)
+        except ApiException as error:
+            metrics.kube_requests_total.labels(verb, str(error.status or 0)).inc()
+            raise
+        except (HTTPError, OSError):
+            metrics.kube_requests_total.labels(verb, "0").inc()
+            raise
+        status = getattr(response, "status", None)
+        if status is None:
+            status = response[1]
+        metrics.kube_requests_total.labels(verb, str(status)).inc()
+        return response
+
     def _involved_object(self, series: _Series) -> tuple[dict[str, Any], str]:
         """Point at the Secret when it exists (with its uid), else at its Namespace."""
         if series.name is not None:
             try:
-                secret = self._core.read_namespaced_secret(
+                secret = self._request(
+                    "get",
+                    self._core.read_namespaced_secret_with_http_info,
                     series.name,
                     series.namespace,
-                    _request_timeout=self.request_timeout,
                     _preload_content=False,
                 )
             except ApiException as error:

@@ -41,13 +41,14 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
+
+from renderer import templates_dir
 
 TEMPLATE = "status.html.j2"
 REFRESH_SECONDS = 15
@@ -57,20 +58,10 @@ CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-u
 ContextGetter = Callable[[], Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
 
 
-def _templates_dir() -> Path:
-    # NOTE: falls back to the repository's templates/ until the package exposes
-    # renderer.templates_dir().
-    try:
-        from renderer import templates_dir  # type: ignore[attr-defined]
-    except ImportError:
-        return Path(__file__).resolve().parent.parent / "templates"
-    return Path(templates_dir())
-
-
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(_templates_dir())),
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
         autoescape=True,
         undefined=jinja2.ChainableUndefined,
         trim_blocks=True,

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from renderer import metrics
 from renderer.events import EventRecorder
 from renderer.names import SecretRef
 
@@ -34,8 +35,14 @@ def assert_no_values(events: list[dict], values: list[str]) -> None:
         assert b64(value) not in text
 
 
+def event_creates() -> float:
+    labels = {"verb": "create", "code": "201"}
+    return metrics.REGISTRY.get_sample_value("kubestash_kube_requests_total", labels) or 0.0
+
+
 def test_synced_event_names_keys(syncer, recorder, kubectl):
     result = syncer.full_sync(trigger="startup")
+    creates = event_creates()
 
     recorder.record_sync(result)
     assert recorder.wait_idle()
@@ -52,6 +59,7 @@ def test_synced_event_names_keys(syncer, recorder, kubectl):
     assert event["reportingComponent"] == "kubestash"
     assert event["reportingInstance"] == "kubestash-test-0"
     assert_no_values([event], list(TABLE_VALUES.values()))
+    assert event_creates() == creates + 1
 
 
 def test_unchanged_sync_writes_no_event(syncer, recorder, kubectl):
