@@ -1,0 +1,155 @@
+"""The `kubestash` command: sync, preview, render, serve and demo.
+
+Exit codes: 0 when everything synced, 1 when a key, a Secret or the sync failed (or the
+mass-deletion guard blocked it), 2 when the configuration is invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import botocore.exceptions
+import kubernetes
+
+from renderer.settings import SettingError, Settings, add_flags, flags_from_args
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    settings_parent = argparse.ArgumentParser(add_help=False)
+    add_flags(settings_parent)
+    kube_parent = argparse.ArgumentParser(add_help=False)
+    kube_parent.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: KUBECONFIG, then ~/.kube/config)"
+    )
+    kube_parent.add_argument("--context", help="kubeconfig context (default: the current one)")
+
+    parser = argparse.ArgumentParser(
+        prog="kubestash",
+        description="Keep Kubernetes Secrets in step with a credstash table.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sync = commands.add_parser(
+        "sync", parents=[settings_parent, kube_parent], help="run one full sync and exit"
+    )
+    sync.add_argument("--output", choices=("text", "json"), default="text", help="summary format")
+    sync.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help="remove keys even when more than MAX_DELETE_RATIO of them would go",
+    )
+
+    preview = commands.add_parser(
+        "preview",
+        parents=[settings_parent, kube_parent],
+        help="show what a sync would add, change and remove (a dry run)",
+    )
+    preview.add_argument("--output", choices=("text", "json"), default="text")
+
+    render = commands.add_parser(
+        "render", parents=[settings_parent], help="print the table's Secrets as YAML"
+    )
+    render.add_argument("--format", choices=("secret", "shell", "externalsecret"), default="secret")
+    render.add_argument(
+        "--webhook-url",
+        default="http://kubestash.kubestash.svc:8080",
+        help="base URL of kubestash for the externalsecret format",
+    )
+
+    commands.add_parser("serve", parents=[settings_parent], help="run the service")
+    demo = commands.add_parser(
+        "demo", parents=[settings_parent], help="run kubestash against local stand-ins"
+    )
+    demo.add_argument("--once", action="store_true", help="sync once, print the result and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.load(os.environ, flags_from_args(args))
+    except SettingError as exc:
+        print(f"kubestash: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    from renderer.logs import setup_logging
+
+    setup_logging(settings)
+    if args.command in ("sync", "preview"):
+        return run_sync(settings, args)
+    if args.command == "render":
+        return run_render(settings, args)
+    if args.command == "serve":
+        from renderer.service import run
+
+        return run(settings)
+    from renderer.demo import run_demo
+
+    return run_demo(settings, once=args.once)
+
+
+def run_sync(settings: Settings, args: argparse.Namespace) -> int:
+    from renderer.kube import KubeClient
+    from renderer.sync import Syncer
+
+    try:
+        kube = KubeClient(settings, kubeconfig=args.kubeconfig, context=args.context)
+    except (kubernetes.config.ConfigException, OSError) as exc:
+        print(
+            f"kubestash: no usable Kubernetes configuration ({exc}); "
+            "set KUBECONFIG or --kubeconfig, or run in a pod",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+
+    syncer = Syncer(settings, kube=kube)
+    if args.command == "preview":
+        result = syncer.full_sync(trigger="cli", dry_run=True)
+        if args.output == "json":
+            print(json.dumps({**result.to_dict(), "preview": result.preview}, indent=2))
+        else:
+            print(preview_text(result.preview))
+            print(result.summary_text())
+        return result.exit_code
+
+    result = syncer.full_sync(trigger="cli", allow_mass_delete=args.allow_mass_delete)
+    if args.output == "json":
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.summary_text())
+    return result.exit_code
+
+
+def preview_text(preview: list[dict]) -> str:
+    if not preview:
+        return "No changes: every Secret is in step with the table."
+    lines = []
+    for secret in preview:
+        lines.append(f"{secret['namespace']}/{secret['name']} ({secret['action']})")
+        for label, field in (("+", "keys_added"), ("~", "keys_changed"), ("-", "keys_removed")):
+            for key in secret[field]:
+                lines.append(f"  {label} {key}")
+    return "\n".join(lines)
+
+
+def run_render(settings: Settings, args: argparse.Namespace) -> int:
+    from renderer.render import render
+
+    try:
+        text = render(settings, args.format, webhook_url=args.webhook_url)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        print(f"kubestash: reading table {settings.ddb_table} failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    sys.stdout.write(text)
+    return EXIT_OK

@@ -1,0 +1,201 @@
+"""`kubestash demo`: kubestash against local stand-ins, with nothing to set up.
+
+Starts moto_server and the Kubernetes API test server on 127.0.0.1 (free ports), fills a
+credstash table through the credstash library, then runs the service (or, without service
+mode, one sync) with DRY_RUN=false. Ctrl-C stops everything the demo started.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from renderer.settings import Settings
+from renderer.testing.aws import CredstashStore, MotoServer, free_port
+
+NAMESPACES = ("demo", "payments", "web")
+
+# Fake values for the demo table; kubestash itself never prints them.
+SEED = (
+    ("demo/app-config/DB_HOST", "db.demo.internal"),
+    ("demo/app-config/db.password", "first-password"),
+    ("demo/app-config/db.password", "second-password"),
+    ("demo/app-config/api-key.v2", "demo-api-key"),
+    ("demo/app-config/a&b", "ampersand-value"),
+    ("demo/app-config/feature-flags", "beta,dark-mode"),
+    ("payments/stripe/API_KEY", "sk_test_demo"),
+    ("payments/stripe/webhook-secret", "whsec_demo"),
+    ("web/tls.extra/PASSWORD", "dotted-secret-name"),
+    ("demo/Bad_Name/KEY", "invalid secret name"),
+    ("plainname", "not for kubestash"),
+    ("app/prod/db/password", "four parts, not for kubestash"),
+    ("kube-system/x/KEY", "excluded namespace"),
+    ("absent/app/KEY", "namespace does not exist"),
+)
+NOTES = (
+    "demo/app-config: 5 keys; db.password has two versions and the second wins",
+    "demo/app-config also has MANUAL_NOTE, added by hand before the sync: it stays",
+    "payments/stripe: 2 keys; web/tls.extra: a Secret name with a dot",
+    "demo/Bad_Name/KEY is invalid (upper-case Secret name): reported, never written",
+    "plainname and app/prod/db/password are ignored (not namespace/secret/KEY)",
+    "kube-system/x/KEY is excluded by NAMESPACE_EXCLUDE_FILTER",
+    "absent/app/KEY names a namespace that does not exist: skipped and reported",
+)
+
+
+class KubeAPIProcess:
+    """The Kubernetes API test server as a subprocess, writing a kubeconfig for kubectl."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> KubeAPIProcess:
+        command = [sys.executable, "-m", "renderer.testing.kubeapi"]
+        command += ["--port", str(self.port), "--kubeconfig", str(self.kubeconfig)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the Kubernetes API test server exited ({self.process.returncode})"
+                )
+            try:
+                urllib.request.urlopen(f"{self.url}/version", timeout=1).close()
+                if self.kubeconfig.exists():
+                    return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the Kubernetes API test server did not respond on {self.url}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+def seed(store: CredstashStore) -> None:
+    for name, value in SEED:
+        store.put(name, value)
+
+
+def prepare_cluster(settings: Settings, kubeconfig: Path) -> None:
+    """Create the demo namespaces and a hand-made key in one Secret kubestash will manage."""
+    from renderer.kube import KubeClient
+
+    kube = KubeClient(settings, kubeconfig=str(kubeconfig))
+    for namespace in NAMESPACES:
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        kube.request("create", "POST", "/api/v1/namespaces", body=body)
+    manual = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "app-config", "namespace": "demo"},
+        "type": "Opaque",
+        "stringData": {"MANUAL_NOTE": "added by hand"},
+    }
+    kube.request(
+        "create",
+        "POST",
+        "/api/v1/namespaces/demo/secrets",
+        body=manual,
+    )
+    kube.close()
+
+
+def run_demo(settings: Settings, *, once: bool = False) -> int:
+    """Run the demo until Ctrl-C (or after one sync with `once`); return the exit code."""
+    workdir = Path(tempfile.mkdtemp(prefix="kubestash-demo-"))
+    kubeconfig = workdir / "kubeconfig"
+    moto = MotoServer(region=settings.table_region)
+    kubeapi = KubeAPIProcess(kubeconfig)
+    try:
+        moto.start()
+        kubeapi.start()
+        os.environ.update(moto.env())
+        os.environ["KUBECONFIG"] = str(kubeconfig)
+        store = CredstashStore(moto, settings.ddb_table).create()
+        seed(store)
+        port = settings.port if "PORT" in os.environ else free_port()
+        demo_settings = settings.replace(
+            dry_run=False, port=port, wait_time=min(settings.wait_time, 2.0)
+        )
+        prepare_cluster(demo_settings, kubeconfig)
+        print_intro(demo_settings, moto, kubeapi, kubeconfig, store)
+        return run_kubestash(demo_settings, once=once)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        print("\nStopping the demo servers.", flush=True)
+        kubeapi.stop()
+        moto.stop()
+
+
+def print_intro(
+    settings: Settings,
+    moto: MotoServer,
+    kubeapi: KubeAPIProcess,
+    kubeconfig: Path,
+    store: CredstashStore,
+) -> None:
+    lines = [
+        "kubestash demo",
+        f"  moto_server (DynamoDB, Streams, KMS): {moto.url}",
+        f"  Kubernetes API test server: {kubeapi.url}",
+        f"  credstash table {store.table} in {store.region}, filled with the credstash library:",
+        *(f"    - {note}" for note in NOTES),
+        f"  namespaces created: {', '.join(NAMESPACES)}",
+        "",
+        "Look at the result with:",
+        f"  kubectl --kubeconfig {kubeconfig} get secrets -A "
+        "-l app.kubernetes.io/managed-by=kubestash",
+        f"  kubectl --kubeconfig {kubeconfig} get secret app-config -n demo -o yaml",
+        "Add a key and watch it arrive through the stream:",
+        f"  AWS_ENDPOINT_URL={moto.url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+        f"credstash -r {store.region} -t {store.table} put demo/app-config/NEW_KEY value",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def run_kubestash(settings: Settings, *, once: bool) -> int:
+    try:
+        from renderer import service
+    except ImportError:
+        service = None
+
+    if service is not None and not once:
+        print(
+            f"\nRunning the service; status page http://127.0.0.1:{settings.port}/ . "
+            "Ctrl-C stops the demo.",
+            flush=True,
+        )
+        return service.run(settings, host="127.0.0.1")
+
+    from renderer.sync import Syncer
+
+    result = Syncer(settings).full_sync(trigger="demo")
+    print("\n" + result.summary_text(), flush=True)
+    if once:
+        return result.exit_code
+    print("\nThe servers stay up; Ctrl-C stops the demo.", flush=True)
+    while True:
+        time.sleep(3600)
