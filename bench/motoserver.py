@@ -4,6 +4,9 @@ moto does not expose which requests it served, and a counting proxy in front of 
 add one more HTTP hop to every call of every contender. Wrapping moto's own WSGI app adds
 no hop: the middleware reads the operation name from each request and counts it before
 moto handles it. Counts are read with `GET /_bench/requests`.
+
+DynamoDB Query and Scan pages are made to cost time in proportion to what they return, as
+on DynamoDB, by bench.motopatch (`--no-patch` leaves moto as it is).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
+
+from bench import motopatch
 
 COUNTS_PATH = "/_bench/requests"
 
@@ -57,7 +62,10 @@ class CountingMiddleware:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="moto server that counts requests")
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1; 0 picks one")
+    parser.add_argument("--no-patch", action="store_true", help="leave moto's Query and Scan as is")
     args = parser.parse_args(argv)
+    if not args.no_patch:
+        motopatch.apply()
 
     # werkzeug logs every request at INFO; at thousands of requests a second that is a
     # measurable part of moto's own time.

@@ -42,7 +42,9 @@ def render(run: dict[str, Any]) -> str:
         f"- Machine: {machine['cores']} cores ({machine['cpu']}), "
         f"{machine['memory_bytes'] / 1024**3:.1f} GiB memory, Python {machine['python']}, "
         f"{machine['platform']}",
-        f"- Run: {run['started_at']}, {run['seconds'] / 60:.1f} minutes in total",
+        f"- Run: {run['started_at']}, {run['seconds'] / 60:.1f} minutes in total; "
+        f"1-minute load average {run['load_average']['start'][0]:.1f} at the start and "
+        f"{run['load_average']['end'][0]:.1f} at the end",
         f"- Software: {', '.join(f'{k} {v}' for k, v in sorted(run['versions'].items()))}",
         "",
         "![wall time and calls against table size](chart.png)",
@@ -138,7 +140,10 @@ def render_stream(stream: dict[str, Any], floor_burst: dict[str, Any] | None) ->
         f"- single changes: {changes['changes']} measured, {changes['lost_changes']} not seen; "
         f"latency p50 {seconds(changes['p50_seconds'])}, p99 {seconds(changes['p99_seconds'])}, "
         f"max {seconds(changes['max_seconds'])}; KMS calls per change "
-        f"{changes['kms_per_change']}, Secret writes per change {changes['writes_per_change']}",
+        f"{changes['kms_per_change']}, Kubernetes writes per change "
+        f"{changes['writes_per_change']} (on Secrets "
+        f"{changes.get('secret_writes_per_change')}), Kubernetes requests per change "
+        f"{changes.get('kube_requests_per_change')}",
         f"- burst: {burst.get('changes', 0):,} changes across {burst.get('secrets', 0)} Secrets; "
         f"puts took {seconds(burst.get('put_seconds'))}, all visible after "
         f"{seconds(burst.get('visible_seconds'))} (drain {seconds(burst.get('drain_seconds'))}); "

@@ -139,6 +139,12 @@ class StreamResults:
             "max_seconds": ordered[-1] if ordered else None,
             "kms_per_change": sorted({calls.kms_decrypt for calls in self.change_calls}),
             "writes_per_change": sorted({calls.kube_writes for calls in self.change_calls}),
+            "secret_writes_per_change": sorted(
+                {calls.secret_writes for calls in self.change_calls}
+            ),
+            "kube_requests_per_change": sorted(
+                {calls.kube_requests for calls in self.change_calls}
+            ),
         }
 
 

@@ -67,7 +67,11 @@ class Calls:
 
     @property
     def kube_writes(self) -> int:
-        return sum(count for verb, count in self.kube.items() if verb in WRITE_VERBS)
+        return sum(count for key, count in self.kube.items() if key.split()[0] in WRITE_VERBS)
+
+    @property
+    def secret_writes(self) -> int:
+        return sum(count for key, count in self.kube.items() if key in WRITE_VERBS)
 
     def to_dict(self) -> dict:
         return {"aws": self.aws, "kube": self.kube}
@@ -86,13 +90,16 @@ DYNAMODB_OPERATIONS = {
 }
 
 
-def calls_of(delta: Counts, app: str, kube_resource: str | None = "secrets") -> Calls:
-    """Select one client's AWS calls, and Kubernetes calls by verb (on one resource if given)."""
+def calls_of(delta: Counts, app: str) -> Calls:
+    """Select one client's AWS calls, and all Kubernetes calls by verb.
+
+    Requests on Secrets are keyed by verb alone ("patch"); requests on other resources by
+    verb and resource ("create events"), so that they are seen and counted as writes too.
+    """
     aws = {op: count for (client, op), count in delta.aws.items() if client == app}
     kube: Counter[str] = Counter()
     for (verb, resource), count in delta.kube.items():
-        if kube_resource is None or resource == kube_resource:
-            kube[verb] += count
+        kube[verb if resource == "secrets" else f"{verb} {resource}"] += count
     return Calls(aws, dict(kube))
 
 
