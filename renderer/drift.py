@@ -9,8 +9,8 @@ Keys that failed to decrypt keep their last good value and are not drift either.
 `kubestash_secret_key_drift` is 1 for a drifting key and 0 otherwise. Outside dry run, a
 Secret that a watch event shows drifting is re-applied at once through the heal callback. A
 Secret that drifts again soon after a repair (another controller fighting over the same key)
-is repaired with exponential backoff (renderer.repair). Drift found after a sync starts no repair, because that
-sync just applied what it could and reported the rest as failures.
+is repaired with exponential backoff (renderer.repair). Drift found after a sync starts no
+repair, because that sync just applied what it could and reported the rest as failures.
 
 A Secret that the last sync skipped or failed to write (its namespace does not exist, it is
 not Opaque, it is too large, the API rejected it) is not drift: kubestash cannot write it, and
@@ -119,6 +119,11 @@ class DriftMonitor:
             self._timer.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop watching and drop the drift series, which a stopped monitor no longer updates.
+
+        A replica that loses the leader Lease stops its monitor, and stale series from it
+        would keep a drift alert firing.
+        """
         self._stopping.set()
         with self._wake:
             self._wake.notify_all()
@@ -126,6 +131,12 @@ class DriftMonitor:
         if self._timer is not None:
             self._timer.join(timeout)
             self._timer = None
+        with self._lock:
+            for ref, published in self._published.items():
+                for key in published.keys:
+                    _remove_series(ref, key)
+            self._published.clear()
+            self._unconfirmed.clear()
 
     def on_sync(self, result: Any = None) -> None:
         """Re-check every Secret against the desired state after a sync.
@@ -378,6 +389,13 @@ def _field(obj: Any, name: str) -> Any:
     if isinstance(obj, dict):
         return obj.get(name)
     return getattr(obj, name, None)
+
+
+def _remove_series(ref: SecretRef, key: str) -> None:
+    try:
+        metrics.key_drift.remove(ref.namespace, ref.name, key)
+    except KeyError:
+        pass
 
 
 def _managers(live: LiveSecret | None, keys: Iterable[str]) -> frozenset[str]:

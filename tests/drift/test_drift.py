@@ -338,3 +338,16 @@ def test_unwritable_secret_is_not_drift(syncer, start_monitor, seeded):
 
     assert drift_gauge("TOKEN", namespace="absent", secret="app") == 0
     assert drift_gauge("API_KEY") == 0
+
+
+def test_stopped_monitor_drops_series(syncer, start_monitor, kubectl):
+    synced(syncer)
+    monitor = start_monitor()
+    monitor.on_sync(None)
+    edit_key(kubectl, "API_KEY", "edited-by-hand")
+    wait_for(lambda: drift_gauge("API_KEY") == 1, timeout=2, message="no drift")
+
+    monitor.stop()
+
+    assert drift_gauge("API_KEY") is None
+    assert drift_gauge("DB_PASSWORD") is None
