@@ -125,7 +125,11 @@ def _presented_key(request: Request) -> str | None:
 
 
 class RenderAPI:
-    """POST /render and GET /syncnow: authentication, limits and the sync request."""
+    """POST /render and GET /syncnow: authentication, limits and the sync request.
+
+    `dry_run=true` asks for a preview and waits for it. `dry_run=false` means the configured
+    DRY_RUN, so that an API call can never turn a dry-run deployment into one that writes.
+    """
 
     def __init__(self, service: ServiceView, failed_auth_limit: RateLimit = FAILED_AUTH_LIMIT):
         self.service = service

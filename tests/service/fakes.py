@@ -32,7 +32,6 @@ class FakeSyncer:
         self.hold = threading.Event()
         self.release = threading.Event()
         self.abandoned = threading.Event()
-        self.ignore_abandon = False
         self.progress: tuple[str, str, float] | None = None
         self.last_preview = None
         self._lock = threading.Lock()
@@ -48,7 +47,7 @@ class FakeSyncer:
         result = "success"
         if self.hold.is_set():
             while not self.release.wait(0.01):
-                if self.abandoned.is_set() and not self.ignore_abandon:
+                if self.abandoned.is_set():
                     result = "timeout"
                     break
         self.progress = None

@@ -1,7 +1,7 @@
 """A wrapper around a real DynamoDB Streams client that adds what moto never does.
 
 moto serves one shard that never closes and iterators that never expire. This wrapper
-passes every call through to moto and, on request, raises a service error once, holds
+passes every call through to moto and, on request, raises a service error once, keeps
 GetRecords at its position, or splits the shard: the real shard is then reported closed
 at its current last sequence number, and a child shard continues with the real records
 written after that point, so the records themselves still come from moto.

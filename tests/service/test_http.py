@@ -60,7 +60,7 @@ def test_syncnow_follows_render_rules(running: RunningService) -> None:
     assert running.http.get("/syncnow", headers={"API-Key": API_KEY}).status_code == 202
 
 
-def test_dry_run_returns_preview_and_writes_nothing(stack: Stack, running: RunningService) -> None:
+def test_dry_run_returns_preview(stack: Stack, running: RunningService) -> None:
     stack.table.put("team/app/NEW_KEY", "n1")
 
     answer = running.http.post("/render?dry_run=true", headers=BEARER)

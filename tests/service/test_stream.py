@@ -48,6 +48,11 @@ def test_put_then_delete_reach_secret_through_stream(stack: Stack) -> None:
     assert set(secret_writes(stack)[writes_before:]) == {"team/app"}
     assert [entry["trigger"] for entry in running.history] == ["startup", "stream", "stream"]
     assert [entry["kind"] for entry in running.history][1:] == ["incremental", "incremental"]
+    metrics = running.http.get("/metrics").text
+    assert 'kubestash_stream_records_total{event="INSERT"}' in metrics
+    assert 'kubestash_stream_records_total{event="REMOVE"}' in metrics
+    shard = only_shard(running)
+    assert f'kubestash_stream_lag_seconds{{shard="{shard}"}}' in metrics
 
 
 @pytest.fixture
