@@ -309,3 +309,22 @@ def test_dry_run_patch_keeps_object(cluster, namespace):
     assert answer.status_code == 200
     assert "data" not in answer.json()
     assert cluster.http.get(secrets_path(namespace, "dry")).json()["data"] == created["data"]
+
+
+def test_dry_run_delete_collection_keeps_objects(cluster, namespace):
+    _create(cluster, namespace, "a")
+    _create(cluster, namespace, "b")
+    answer = cluster.http.delete(secrets_path(namespace), params={"dryRun": "All"})
+
+    assert answer.status_code == 200
+    assert len(cluster.http.get(secrets_path(namespace)).json()["items"]) == 2
+
+
+def test_dry_run_namespace_delete_keeps_namespace(cluster, namespace):
+    _create(cluster, namespace, "inside")
+    answer = cluster.http.delete(f"/api/v1/namespaces/{namespace}", params={"dryRun": "All"})
+
+    assert answer.status_code == 200
+    stored = cluster.http.get(f"/api/v1/namespaces/{namespace}").json()
+    assert stored["status"]["phase"] == "Active"
+    assert cluster.http.get(secrets_path(namespace, "inside")).status_code == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -240,3 +241,14 @@ def test_fixtures_give_reset_server(kubeapi, kubeconfig):
 
     assert names == ["default", "kube-public", "kube-system"]
     assert kubeapi.requests == [("list", "", "namespaces", "", "", "", 200)]
+
+
+def test_reset_ends_open_watches(local_server, http):
+    params = {"watch": "true", "timeoutSeconds": "30"}
+    started = time.monotonic()
+    with http.stream("GET", secrets_path("default"), params=params) as answer:
+        threading.Timer(0.3, local_server.reset).start()
+        lines = [line for line in answer.iter_lines() if line]
+
+    assert lines == []
+    assert time.monotonic() - started < 10

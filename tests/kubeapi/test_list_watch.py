@@ -315,3 +315,19 @@ def test_python_client_watch_raises_gone(small_server, tmp_path):
         ):
             pass
     assert raised.value.status == 410
+
+
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+
+
+def test_table_list_has_secret_columns(cluster, namespace):
+    _create(cluster, namespace, "t", data={"A": "MQ==", "B": "Mg=="})
+    answer = cluster.http.get(secrets_path(namespace), headers={"Accept": TABLE})
+
+    table = answer.json()
+    assert table["kind"] == "Table"
+    assert table["apiVersion"] == "meta.k8s.io/v1"
+    columns = [column["name"] for column in table["columnDefinitions"]]
+    assert columns == ["Name", "Type", "Data", "Age"]
+    assert table["rows"][0]["cells"][:3] == ["t", "Opaque", 2]
+    assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"

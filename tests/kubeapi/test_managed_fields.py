@@ -140,3 +140,17 @@ def test_first_apply_on_object_without_managed_fields(cluster, namespace):
     fields = owners(answer.json())
     assert fields[("before-first-apply", "Update")]["f:data"]["f:A"] == {}
     assert answer.json()["data"] == {"A": "MQ==", "B": "Mg=="}
+
+
+def test_eleven_update_managers_fold_oldest(cluster, namespace):
+    _create(cluster, namespace, "many", "manager-00", data={"A": "MQ=="})
+    for index in range(1, 11):
+        patch = {"metadata": {"labels": {f"label-{index:02d}": "x"}}}
+        _merge_patch(cluster, namespace, "many", patch, f"manager-{index:02d}")
+
+    stored = cluster.http.get(secrets_path(namespace, "many")).json()
+    managers = [entry["manager"] for entry in stored["metadata"]["managedFields"]]
+
+    assert len(managers) == 10
+    assert "ancient-changes" in managers
+    assert "manager-10" in managers

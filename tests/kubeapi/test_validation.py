@@ -248,3 +248,13 @@ def test_malformed_json_is_bad_request(cluster, namespace):
 
     assert answer.status_code == 400
     assert answer.json()["reason"] == "BadRequest"
+
+
+def test_body_over_three_mebibytes_is_too_large(cluster, namespace):
+    big = "x" * (3 * 1024 * 1024 + 10)
+    answer = cluster.http.post(
+        secrets_path(namespace), json={"metadata": {"name": "huge"}, "stringData": {"A": big}}
+    )
+
+    assert answer.status_code == 413
+    assert answer.json()["reason"] == "RequestEntityTooLarge"

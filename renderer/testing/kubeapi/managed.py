@@ -317,5 +317,7 @@ def cap_update_managers(entries: list[Entry]) -> list[Entry]:
         folded = [entry for entry in folded if entry is not ancient]
     for entry in folded:
         ancient.fields |= entry.fields
+    # The bucket takes the time of the newest entry folded into it.
+    ancient.time = folded[-1].time if folded else ancient.time
     remaining = [entry for entry in entries if entry not in folded and entry is not ancient]
     return remaining + [ancient]

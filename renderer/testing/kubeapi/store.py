@@ -62,7 +62,9 @@ class Store:
         self.clear()
 
     def clear(self) -> None:
+        """Drop every object and the history; open watches end, as on a restart."""
         with self.lock:
+            self.epoch = getattr(self, "epoch", 0) + 1
             self.resource_version = 1
             self.buckets: dict[str, Bucket] = {}
             self.history: list[Change] = []
@@ -185,18 +187,23 @@ class Store:
         with self.lock:
             return self.history_start + len(self.history)
 
-    def changes_since(self, position: int, timeout: float) -> tuple[list[Change], int, bool, int]:
+    def changes_since(
+        self, position: int, timeout: float, epoch: int
+    ) -> tuple[list[Change], int, bool, int]:
         """Wait up to `timeout` seconds for changes at or after `position`.
 
         Return the changes, the next position, whether the position was compacted away
         meanwhile (the watcher fell too far behind), and the resource version up to
-        which the returned changes are complete (safe for a bookmark).
+        which the returned changes are complete (safe for a bookmark). After a clear
+        (a new `epoch`) nothing more is returned.
         """
         with self.lock:
             end = self.history_start + len(self.history)
             if position >= end and not self.closed:
                 self.changed.wait(timeout)
                 end = self.history_start + len(self.history)
+            if epoch != self.epoch:
+                return [], position, False, self.resource_version
             if position < self.history_start:
                 return [], position, True, self.resource_version
             changes = self.history[position - self.history_start :]

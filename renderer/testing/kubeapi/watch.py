@@ -173,15 +173,16 @@ def _events(
         yield encoder.bookmark(start.version, initial_end=True)
 
     store = api.store
+    epoch = store.epoch
     position = start.position
     deadline = time.monotonic() + timeout
     last_bookmark = time.monotonic()
-    while not store.closed:
+    while not store.closed and store.epoch == epoch:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
         wait = min(remaining, api.bookmark_interval if bookmarks else remaining, 1.0)
-        changes, position, lost, complete = store.changes_since(position, wait)
+        changes, position, lost, complete = store.changes_since(position, wait, epoch)
         if lost:
             message = "too old resource version: the watch fell behind the kept history"
             yield _line("ERROR", errors.gone(message).status)
