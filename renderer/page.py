@@ -124,50 +124,52 @@ def build_context(
         "managed_secrets": managed.get("secrets"),
         "managed_keys": managed.get("keys"),
         "drift": drift,
-        "problems": problem_rows(drift or {}, syncs[:1]),
+        "problems": problem_rows(drift or {}, syncs),
         "preview": _latest_preview(history) if status.get("dry_run") else None,
     }
 
 
-def problem_rows(drift: Mapping[str, Any], latest: Iterable[Mapping[str, Any]]) -> list[dict]:
-    """Rows of drifting and failed keys, and of failed Secrets, sorted by namespace and name."""
+def problem_rows(drift: Mapping[str, Any], syncs: Iterable[Mapping[str, Any]]) -> list[dict]:
+    """Rows of drifting and failed keys and of failed or skipped Secrets, sorted by name.
+
+    `syncs` are sync summaries, newest first. Secret outcomes come from the newest summary
+    that mentions each Secret, back to the newest full sync.
+    """
     rows: list[dict[str, Any]] = []
     for secret in drift.get("secrets") or ():
         for key in secret.get("keys") or ():
-            rows.append(
-                {
-                    "namespace": secret["namespace"],
-                    "name": secret["name"],
-                    "key": key["key"],
-                    "state": "drift",
-                    "detail": _join(key.get("reason"), _managers(secret), secret.get("repair")),
-                }
-            )
+            detail = _join(key.get("reason"), _managers(secret), secret.get("repair"))
+            rows.append(_row(secret, key["key"], "drift", detail))
     for secret in drift.get("failed") or ():
         for key in secret.get("keys") or ():
-            rows.append(
-                {
-                    "namespace": secret["namespace"],
-                    "name": secret["name"],
-                    "key": key["key"],
-                    "state": "failed",
-                    "detail": key.get("reason") or "",
-                }
-            )
-    for summary in latest:
-        for secret in summary.get("secrets") or ():
-            if secret.get("error"):
-                rows.append(
-                    {
-                        "namespace": secret.get("namespace", ""),
-                        "name": secret.get("name", ""),
-                        "key": "",
-                        "state": "failed",
-                        "detail": secret["error"],
-                    }
-                )
+            rows.append(_row(secret, key["key"], "failed", key.get("reason") or ""))
+    for outcome in _latest_outcomes(syncs):
+        status = outcome.get("status") or "failed"
+        if status in ("failed", "skipped", "not-applied") or outcome.get("error"):
+            rows.append(_row(outcome, "", status, outcome.get("error") or ""))
     rows.sort(key=lambda row: (row["namespace"], row["name"], row["key"], row["state"]))
     return rows
+
+
+def _row(secret: Mapping[str, Any], key: str, state: str, detail: str) -> dict[str, Any]:
+    return {
+        "namespace": secret.get("namespace", ""),
+        "name": secret.get("name", ""),
+        "key": key,
+        "state": state,
+        "detail": detail,
+    }
+
+
+def _latest_outcomes(syncs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    outcomes: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for summary in syncs:
+        for outcome in summary.get("secrets") or ():
+            ref = (outcome.get("namespace", ""), outcome.get("name", ""))
+            outcomes.setdefault(ref, outcome)
+        if summary.get("kind") == "full":
+            break
+    return list(outcomes.values())
 
 
 def format_seconds(value: Any) -> str:

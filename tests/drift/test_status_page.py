@@ -196,3 +196,16 @@ def test_page_loads_no_external_assets():
     parser.feed(html)
     assert links == ["status", "metrics", "config"]
     assert '<meta http-equiv="refresh" content="15">' in html
+
+
+def test_page_lists_skipped_secret(syncer, seeded):
+    seeded.put("absent/app/TOKEN", "token-for-another-cluster")
+    status = service_status(syncer.full_sync(trigger="startup"), dry_run=False)
+
+    html = render_status_page(build_context(status))
+
+    parser = TableRows()
+    parser.feed(html)
+    rows = [row[:4] for row in parser.rows]
+    assert ["absent", "app", "(whole Secret)", "skipped"] in rows
+    assert "token-for-another-cluster" not in html
