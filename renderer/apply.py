@@ -83,7 +83,7 @@ def write_plan(kube: KubeClient, plan: SecretPlan, *, dry_run: bool) -> SecretOu
         else:
             kube.apply_secret(plan.body or {}, dry_run=dry_run)
     except KubeError as exc:
-        return _failed_write(kube, plan, exc)
+        return _failed_write(kube, plan, exc, dry_run=dry_run)
 
     if plan.keys_failed and not dry_run:
         kube.create_event(
@@ -98,7 +98,9 @@ def write_plan(kube: KubeClient, plan: SecretPlan, *, dry_run: bool) -> SecretOu
     return outcome_of(plan, done)
 
 
-def _failed_write(kube: KubeClient, plan: SecretPlan, error: KubeError) -> SecretOutcome:
+def _failed_write(
+    kube: KubeClient, plan: SecretPlan, error: KubeError, *, dry_run: bool
+) -> SecretOutcome:
     """Report a rejected write; a missing namespace or a non-Opaque Secret is a skip."""
     if error.status == 404 and plan.action != "delete":
         # SSA creates a missing Secret, so a 404 means its namespace does not exist.
@@ -126,7 +128,7 @@ def _failed_write(kube: KubeClient, plan: SecretPlan, error: KubeError) -> Secre
 
     message = error.message[:300]
     logger.error("Secret %s failed: %s", plan.ref, message)
-    if plan.live is not None:
+    if plan.live is not None and not dry_run:
         kube.create_event(
             plan.ref, reason="SyncFailed", message=message, warning=True, uid=plan.live.uid
         )

@@ -72,24 +72,24 @@ class TableIndex:
             entries: dict[str, Entry] = {}
             invalid: dict[str, ParsedName] = {}
             counts = NameCounts()
-            for name_info in parsed:
-                setattr(
-                    counts, name_info.outcome.value, getattr(counts, name_info.outcome.value) + 1
-                )
-                if name_info.outcome is Outcome.INVALID:
-                    invalid[name_info.name] = name_info
-                if name_info.outcome is not Outcome.OK:
-                    continue
-                result = decrypted[name_info.name]
-                entries[name_info.name] = self._entry(name_info, result)
+            for name in parsed:
+                setattr(counts, name.outcome.value, getattr(counts, name.outcome.value) + 1)
+                if name.outcome is Outcome.INVALID:
+                    invalid[name.name] = name
+                if name.outcome is Outcome.OK:
+                    entries[name.name] = self._entry(name, decrypted[name.name])
 
             for name, generation in self._touched.items():
                 if generation <= since:
                     continue
-                if name in self._entries:
-                    entries[name] = self._entries[name]
-                else:
+                streamed = self._entries.get(name)
+                scanned = entries.get(name)
+                if streamed is None:
+                    # REMOVE records re-read the table with a consistent Query, so the
+                    # removal is newer than what the scan read.
                     entries.pop(name, None)
+                elif scanned is None or streamed.item.version >= scanned.item.version:
+                    entries[name] = streamed
             self._entries = entries
             self._invalid = invalid
             self.counts = counts
@@ -186,8 +186,9 @@ def refresh_index(
     ok = [name for name in parsed if name.outcome is Outcome.OK]
     items = [scan.items[name.name] for name in ok]
     decrypted, stats = decryptor.decrypt_many(items)
-    decryptor.retain(items)
     index.replace(parsed, decrypted, since=since)
+    # Retained after the replace, so a version a stream record brought in keeps its plaintext.
+    decryptor.retain(index.items())
     _log_failures(ok, decrypted)
     logger.info(
         "sync %s decrypt: %d items, %d from cache, %d decrypted with KMS, %d failed in %.2f s",

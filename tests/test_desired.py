@@ -124,6 +124,19 @@ def test_stream_removal_during_scan_is_not_undone():
     assert set(secret.data) == {"A"}
 
 
+def test_scan_newer_than_stream_record_wins():
+    index = index_of(ok("test/app/A", "v1", version=1))
+    since = index.generation()
+
+    index.update("test/app/A", parse_name("test/app/A"), ok("test/app/A", "v2", version=2))
+    index.replace(
+        [parse_name("test/app/A")], {"test/app/A": ok("test/app/A", "v3", version=3)}, since=since
+    )
+
+    secret = desired_secrets(index.entries())[SecretRef("test", "app")]
+    assert secret.data == {"A": b64("v3")}
+
+
 def test_older_updates_give_way_to_next_scan():
     index = index_of(ok("test/app/A", "old"))
     index.update("test/app/A", parse_name("test/app/A"), ok("test/app/A", "streamed", version=2))

@@ -57,13 +57,7 @@ class Kubectl:
         return json.loads(completed.stdout)
 
     def create(self, *generator: str) -> None:
-        """Run a `kubectl create` generator, sending the object as JSON (`create -f -`)."""
-        manifest = self.run("create", *generator, "--dry-run=client", "-o", "json").stdout
-        self.run("create", "-f", "-", stdin=manifest)
-
-    def create_namespace(self, *names: str) -> None:
-        for name in names:
-            self.create("namespace", name)
+        self.run("create", *generator)
 
 
 @pytest.fixture

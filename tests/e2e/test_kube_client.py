@@ -9,6 +9,7 @@ import pytest
 from renderer import kube as kube_module
 from renderer import metrics
 from renderer.kube import KubeClient, KubeError
+from renderer.names import SecretRef
 from renderer.settings import Settings
 
 
@@ -141,3 +142,43 @@ def test_error_carries_status_and_causes(kubeapi, kubeconfig, kubectl):
     assert error.value.status == 422
     assert error.value.reason == "Invalid"
     assert error.value.causes
+
+
+def test_delete_with_stale_resource_version_conflicts(kubeapi, kubeconfig, kubectl):
+    kube = KubeClient(Settings(), kubeconfig=str(kubeconfig))
+    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "test"}}
+    created = kube.request("create", "POST", "/api/v1/namespaces/test/secrets", body=body)
+    kubectl.run("label", "secret", "s", "-n", "test", "changed=yes")
+
+    with pytest.raises(KubeError) as error:
+        kube.delete_secret(
+            SecretRef("test", "s"),
+            resource_version=created["metadata"]["resourceVersion"],
+            dry_run=False,
+        )
+
+    assert error.value.status == 409
+    assert kubectl.secret("test", "s") is not None
+
+
+def test_delete_of_missing_secret_returns_false(kubeapi, kubeconfig, kubectl):
+    kube = KubeClient(Settings(), kubeconfig=str(kubeconfig))
+
+    deleted = kube.delete_secret(SecretRef("test", "gone"), resource_version=None, dry_run=False)
+
+    assert deleted is False
+
+
+def test_dry_run_apply_persists_nothing(kubeapi, kubeconfig, kubectl):
+    kube = KubeClient(Settings(), kubeconfig=str(kubeconfig))
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s", "namespace": "test"},
+        "data": {"A": "YQ=="},
+    }
+
+    response = kube.apply_secret(body, dry_run=True)
+
+    assert response["data"] == {"A": "YQ=="}
+    assert kubectl.secret("test", "s") is None
