@@ -3,17 +3,18 @@
 The rules follow the Kubernetes server-side apply documentation and the field manager
 of kube-apiserver:
 
-- an Update (create, PUT, JSON/merge/strategic patch) gives its manager every field it
+- An Update (create, PUT, JSON/merge/strategic patch) gives its manager every field it
   added or changed and takes those fields from every other manager. Entries of one
-  Update manager are merged, keyed by manager, apiVersion and subresource;
-- an Apply makes its manager own exactly the fields of the applied configuration;
-  fields it applied before and no longer applies are removed from the object unless
-  another manager still owns them; changing a field another manager owns is a
-  conflict unless `force=true`, which moves the field to the applier; applying the
-  same value another manager owns shares the field;
-- `apiVersion`, `kind` and the system fields of `metadata` are never owned;
-- the time of an entry moves only when the operation changed the object;
-- more than ten Update entries are folded, oldest first, into `ancient-changes`.
+  Update manager are merged, keyed by manager, apiVersion and subresource.
+- An Apply makes its manager own exactly the fields of the applied configuration.
+  Fields it applied before and no longer applies are removed from the object unless
+  another manager still owns them.
+- An Apply that changes a field another manager owns is a conflict unless
+  `force=true`, which moves the field to the applier. Applying the same value that
+  another manager owns shares the field.
+- `apiVersion`, `kind` and the system fields of `metadata` are never owned.
+- The time of an entry moves only when the operation changed the object.
+- More than ten Update entries are folded, oldest first, into `ancient-changes`.
 """
 
 from __future__ import annotations

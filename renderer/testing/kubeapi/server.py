@@ -1,8 +1,8 @@
 """The HTTP server: keep-alive HTTP/1.1 on 127.0.0.1, one thread per connection.
 
-It is built on the standard library's `ThreadingHTTPServer` rather than an ASGI stack
-because the fault switch needs the raw socket (to drop a connection or hold it
-without a response) and a watch is simplest as a blocking chunked stream.
+It is built on the standard library's `ThreadingHTTPServer` rather than an ASGI stack.
+The fault switch needs the raw socket to drop a connection or hold it without a
+response, and a watch is simplest as a blocking chunked stream.
 """
 
 from __future__ import annotations
@@ -137,6 +137,10 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
     owner: KubeAPIServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that goes away mid-response (a timeout, a dropped watch) is normal here.
+        logger.debug("connection from %s ended with an error", client_address, exc_info=True)
+
 
 class KubeAPIServer:
     """A Kubernetes API test server; see the package docstring for what it serves."""
@@ -229,7 +233,7 @@ class KubeAPIServer:
         return target
 
     def serve(self, handler: _Handler, request: Request) -> None:
-        """Answer one request: control endpoints, then faults, then the API."""
+        """Serve one request: control endpoints, then faults, then the API."""
         if request.path.startswith(CONTROL_PREFIX):
             handler.write_response(request, self._control(request))
             return
@@ -267,7 +271,7 @@ class KubeAPIServer:
             self._log.append(entry)
 
     def _inject(self, handler: _Handler, request: Request, rule: FaultRule) -> bool:
-        """Carry out a fault; return True when the request is answered (or dropped)."""
+        """Carry out a fault; return True when it took the place of the response."""
         logger.debug(
             "fault rule %d (%s) hit %s %s", rule.id, rule.action, request.method, request.path
         )
