@@ -117,7 +117,7 @@ def render_secrets(
     contexts = [secret_context(secrets[ref], include_data=include_data) for ref in sorted(secrets)]
     env = environment()
     if output_format == "externalsecret":
-        return env.get_template("externalsecret.yaml.j2").render(
+        text = env.get_template("externalsecret.yaml.j2").render(
             secrets=contexts,
             store_name=store_name,
             webhook_url_template=webhook_url.rstrip("/") + WEBHOOK_PATH_TEMPLATE,
@@ -126,7 +126,10 @@ def render_secrets(
             token_namespace=token_namespace,
             refresh_interval=refresh_interval,
         )
-    return env.get_template("secret.yaml.j2").render(secrets=contexts, include_data=include_data)
+    else:
+        template = env.get_template("secret.yaml.j2")
+        text = template.render(secrets=contexts, include_data=include_data)
+    return text.strip() + "\n" if text.strip() else ""
 
 
 def render(

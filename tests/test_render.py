@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 
 import pytest
 import yaml
@@ -23,6 +24,18 @@ def settings(credstash_table):
     return Settings(ddb_table=credstash_table.table, table_region=credstash_table.region)
 
 
+@pytest.fixture
+def restore_root():
+    """Undo the log handler that the kubestash command installs."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+
+
 def by_name(documents):
     return {(doc["metadata"].get("namespace"), doc["metadata"]["name"]): doc for doc in documents}
 
@@ -38,6 +51,14 @@ def test_secret_format_has_base64_data(settings):
     assert base64.b64decode(app["data"]["DB_PASSWORD"]).decode() == "pa$$"
     assert app["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "kubestash"}
     assert "kubestash.io/checksum" in app["metadata"]["annotations"]
+
+
+def test_stream_starts_with_document_marker(settings):
+    text = render(settings, "secret")
+
+    assert text.startswith("---\napiVersion: v1\n")
+    assert text.endswith("\n")
+    assert not text.endswith("\n\n")
 
 
 def test_shell_format_has_no_data(settings):
@@ -81,7 +102,7 @@ def test_externalsecret_format(settings):
     assert app["spec"]["dataFrom"] == [{"extract": {"key": "test/app"}}]
 
 
-def test_render_command_prints_yaml(settings, capsys):
+def test_render_command_prints_yaml(settings, capsys, restore_root):
     code = main(
         [
             "render",
@@ -99,7 +120,7 @@ def test_render_command_prints_yaml(settings, capsys):
     assert len(documents) == 2
 
 
-def test_render_command_reports_missing_table(aws, capsys):
+def test_render_command_reports_missing_table(aws, capsys, restore_root):
     code = main(["render", "--ddb-table", "no-such-table", "--table-region", aws.region])
 
     assert code == 1

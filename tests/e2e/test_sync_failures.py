@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 
 from renderer.compare import ANNOTATION_STATUS
@@ -28,6 +29,23 @@ def test_failed_key_keeps_last_good_value(credstash_table, syncer, kubectl):
     assert secret["metadata"]["annotations"][ANNOTATION_STATUS] == "Failed"
     assert "A: KMS decrypt failed" in secret["metadata"]["annotations"][MESSAGE]
     assert result.secrets[0].keys_failed["A"].startswith("KMS decrypt failed")
+
+
+def test_failed_key_is_recorded_as_event(credstash_table, syncer, kubectl):
+    credstash_table.put_many({"test/app/A": "good", "test/app/B": "b"})
+    syncer.full_sync(trigger="test")
+
+    credstash_table.put("test/app/A", "n3w-value", context={"app": "other"})
+    credstash_table.put("test/app/B", "b2")
+    syncer.full_sync(trigger="test")
+
+    events = json.loads(kubectl.run("get", "events", "-n", "test", "-o", "json").stdout)
+    warnings = [e for e in events["items"] if e["reason"] == "KeysFailed"]
+    assert len(warnings) == 1
+    assert warnings[0]["involvedObject"]["name"] == "app"
+    assert warnings[0]["type"] == "Warning"
+    assert "A" in warnings[0]["message"]
+    assert "n3w-value" not in json.dumps(events)
 
 
 def test_failed_key_after_restart_keeps_live_value(credstash_table, make_syncer, settings, kubectl):
