@@ -331,3 +331,22 @@ def test_table_list_has_secret_columns(cluster, namespace):
     assert columns == ["Name", "Type", "Data", "Age"]
     assert table["rows"][0]["cells"][:3] == ["t", "Opaque", 2]
     assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+
+
+def test_chunked_list_pages_show_first_page_state(cluster, namespace):
+    for index in range(5):
+        _create(cluster, namespace, f"s{index}", {"round": "first"})
+    first = cluster.http.get(secrets_path(namespace), params={"limit": "2"}).json()
+    cluster.http.delete(secrets_path(namespace, "s3"))
+    _create(cluster, namespace, "s5")
+    cluster.http.patch(
+        secrets_path(namespace, "s2"),
+        json={"metadata": {"labels": {"round": "second"}}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+
+    params = {"limit": "10", "continue": first["metadata"]["continue"]}
+    rest = cluster.http.get(secrets_path(namespace), params=params).json()
+
+    assert [item["metadata"]["name"] for item in rest["items"]] == ["s2", "s3", "s4"]
+    assert rest["items"][0]["metadata"]["labels"] == {"round": "first"}

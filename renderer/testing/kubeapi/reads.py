@@ -8,7 +8,9 @@ last key, like kube-apiserver's) and `remainingItemCount` when no selector filte
 from __future__ import annotations
 
 import base64
+import heapq
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from . import errors, tables
@@ -22,7 +24,7 @@ from .selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from .store import Record
+from .store import Key, Record
 
 EXPIRED_CONTINUE = (
     "The provided continue parameter is too old to display a consistent list result. You "
@@ -104,22 +106,23 @@ def list_selection(
     matches = matcher(resource, request)
     limit = _limit(request)
     namespace = target.namespace if resource.namespaced and target.namespace else None
-    # NOTE: later pages show the objects as they are now, not as they were at the
-    # resource version of the first page (etcd serves a snapshot); `resourceVersion`
-    # and `resourceVersionMatch` of a list are not used either.
+    # NOTE: `resourceVersion` and `resourceVersionMatch` of a list are not used: a
+    # first page always shows the latest state.
     version = api.store.resource_version
     after = None
+    records = api.store.scan(resource.store_key, namespace, after)
     token = request.param("continue")
     if token:
         version, after = decode_continue(token, resource.namespaced)
         if version < api.store.oldest_version():
             raise errors.gone(EXPIRED_CONTINUE)
+        records = records_at(api, resource.store_key, namespace, after, version)
 
     selected: list[Record] = []
     last_key = None
     more = False
     scanned = 0
-    for record in api.store.scan(resource.store_key, namespace, after):
+    for record in records:
         if limit and len(selected) >= limit:
             more = True
             break
@@ -137,6 +140,37 @@ def list_selection(
             already = api.store.rank(resource.store_key, namespace, after)
             meta["remainingItemCount"] = max(total - already - scanned, 0)
     return selected, meta
+
+
+def records_at(
+    api: Api, store_key: str, namespace: str | None, after: Key, version: int
+) -> Iterator[Record]:
+    """Yield the records after `after` as they were at `version`, in key order.
+
+    Later pages of a chunked list show the state of the first page's resource version,
+    as etcd serves them: objects created since are left out, and objects changed or
+    deleted since appear as they were.
+    """
+    states = api.store.states_at(store_key, version)
+    gone_since = sorted(
+        key
+        for key, state in states.items()
+        if state is not None
+        and key > after
+        and (namespace is None or key[0] == namespace)
+        and api.store.get(store_key, key[0], key[1]) is None
+    )
+    current = api.store.scan(store_key, namespace, after)
+    merged = heapq.merge(
+        ((_key(record.obj), record) for record in current),
+        ((key, Record(states[key])) for key in gone_since),
+        key=lambda pair: pair[0],
+    )
+    for key, record in merged:
+        if key not in states:
+            yield record
+        elif states[key] is not None:
+            yield record if record.obj is states[key] else Record(states[key])
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str]:

@@ -147,11 +147,12 @@ class Store:
         key = (meta.get("namespace", ""), meta["name"])
         with self.lock:
             bucket = self._bucket(store_key)
-            if bucket.records.pop(key, None) is None:
+            removed = bucket.records.pop(key, None)
+            if removed is None:
                 return
             index = bisect.bisect_left(bucket.order, key)
             del bucket.order[index]
-            self._record("DELETED", store_key, key[0], obj, None)
+            self._record("DELETED", store_key, key[0], obj, removed.obj)
 
     def _record(
         self,
@@ -171,6 +172,25 @@ class Store:
             del self.history[:dropped]
             self.history_start += dropped
         self.changed.notify_all()
+
+    def states_at(self, store_key: str, version: int) -> dict[Key, dict[str, Any] | None]:
+        """Return the state at `version` of each object changed since then.
+
+        None means the object did not exist then. Objects missing from the result are
+        the same now as they were then. The caller checks that `version` is not older
+        than `oldest_version()`.
+        """
+        with self.lock:
+            start = self.position_after(version) - self.history_start
+            changes = self.history[start:]
+        states: dict[Key, dict[str, Any] | None] = {}
+        for change in changes:
+            if change.store_key != store_key:
+                continue
+            key = (change.namespace, change.obj["metadata"]["name"])
+            if key not in states:
+                states[key] = None if change.type == "ADDED" else change.previous
+        return states
 
     def oldest_version(self) -> int:
         """The oldest resource version a watch can still start from."""
