@@ -4,7 +4,8 @@ An object with finalizers is only marked (`deletionTimestamp`) and goes away whe
 update removes its last finalizer. Deleting a namespace deletes every object in it.
 The namespace is first marked Terminating, then its contents are deleted, then the
 namespace itself. kube-apiserver leaves that to the namespace controller, which takes
-a few seconds, but here it finishes within the request.
+a few seconds and waits for the finalizers of the objects inside. Here it finishes
+within the request and ignores those finalizers.
 """
 
 from __future__ import annotations

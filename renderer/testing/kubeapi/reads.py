@@ -1,8 +1,9 @@
 """Get and list, with label and field selectors and `limit`/`continue` chunking.
 
-A list response carries the current resource version in `metadata.resourceVersion`; a
-chunked list hands out a `continue` token (base64 JSON of the resource version and the
-last key, like kube-apiserver's) and `remainingItemCount` when no selector filtered.
+A list response carries the current resource version in `metadata.resourceVersion`.
+A chunked list hands out a `continue` token (base64 JSON of the resource version and
+the last key, like kube-apiserver's), and `remainingItemCount` when no selector
+filtered. Later pages show the state at the first page's resource version.
 """
 
 from __future__ import annotations
