@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -28,7 +28,9 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from renderer import metrics
+from renderer.page import build_context, status_page_route
 from renderer.settings import RateLimit, Settings
+from renderer.webhook import webhook_route
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,8 @@ class ServiceView(Protocol):
     def ready(self) -> tuple[bool, str]: ...
 
     def status(self) -> dict[str, Any]: ...
+
+    def desired(self) -> Mapping[Any, Any]: ...
 
 
 class SlidingWindow:
@@ -278,6 +282,8 @@ def create_app(service: ServiceView) -> ASGIApp:
         Route("/config", config, methods=["GET"]),
         Route("/status", status, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
+        webhook_route(service.settings, service.desired),
+        status_page_route(lambda: build_context(service.status())),
     ]
     app = Starlette(routes=routes)
     app.state.render = render

@@ -134,3 +134,13 @@ def forget_key(namespace: str, secret: str, key: str) -> None:
             gauge.remove(namespace, secret, key)
         except KeyError:
             pass
+
+
+SYNC_TRIGGERS = ("startup", "schedule", "render", "stream", "drift")
+SYNC_RESULTS = ("success", "partial", "failed", "timeout", "blocked")
+
+# A counter series that first appears at 1 has no increase() in Prometheus, so an alert on
+# the first timeout would never fire: every trigger and result starts at 0.
+for _trigger in SYNC_TRIGGERS:
+    for _result in SYNC_RESULTS:
+        sync_total.labels(_trigger, _result)

@@ -120,6 +120,8 @@ class Scheduler:
         self._pending_full: dict[tuple[bool | None, bool], Job] = {}
         self._refs: set[Any] = set()
         self._refs_due: float | None = None
+        self._repair_refs: set[Any] = set()
+        self.listeners: list[Callable[[Job, dict[str, Any]], None]] = []
         self._next_full_at: float | None = None
         self._next_full_trigger = "schedule"
         self._startup_failures = 0
@@ -167,6 +169,7 @@ class Scheduler:
         self._pending_full.clear()
         self._refs.clear()
         self._refs_due = None
+        self._repair_refs.clear()
         self._next_full_at = None
         return finished
 
@@ -193,6 +196,12 @@ class Scheduler:
         self._refs.update(refs)
         if before == 0 and self._refs:
             self._refs_due = time.monotonic() + self._settings.wait_time
+            self._wake.set()
+
+    def repair(self, refs: Iterable[Any]) -> None:
+        """Queue drifting Secrets for an incremental sync without the stream's debounce."""
+        self._repair_refs.update(refs)
+        if self._repair_refs:
             self._wake.set()
 
     def status(self) -> dict[str, Any]:
@@ -253,6 +262,10 @@ class Scheduler:
         if self._next_full_at is not None and now >= self._next_full_at:
             self._next_full_at = None
             return Job(self._next_full_trigger, "full")
+        if self._repair_refs:
+            refs = frozenset(self._repair_refs)
+            self._repair_refs.clear()
+            return Job("drift", "incremental", refs=refs)
         if self._refs and self._refs_due is not None and now >= self._refs_due:
             refs = frozenset(self._refs)
             self._refs.clear()
@@ -405,6 +418,13 @@ class Scheduler:
             )
 
         self.history.append(summary)
+        for listener in self.listeners:
+            try:
+                listener(job, summary)
+            except Exception:
+                logger.exception(
+                    "a listener failed on the result of sync %s", summary.get("sync_id")
+                )
         for ticket in job.tickets:
             if not ticket.future.done():
                 ticket.future.set_result(summary)

@@ -31,6 +31,8 @@ from botocore.config import Config
 
 from renderer import metrics
 from renderer.app import create_app
+from renderer.drift import DriftMonitor
+from renderer.events import EventRecorder
 from renderer.leader import LeaderElector, LeaseTiming, identity, lease_namespace
 from renderer.scheduler import Scheduler, ScheduleTiming
 from renderer.settings import SettingError, Settings, add_flags, flags_from_args
@@ -97,6 +99,8 @@ class Service:
         self._schedule_timing = schedule_timing
         self.readers: StreamReaders | None = None
         self.elector: LeaderElector | None = None
+        self.events: EventRecorder | None = None
+        self.drift: DriftMonitor | None = None
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kubestash-io")
         self._role_lock = asyncio.Lock()
         self._server: _Server | None = None
@@ -137,6 +141,8 @@ class Service:
             self.kube = getattr(self.syncer, "kube", None)
 
         self.scheduler = Scheduler(self.syncer, self.settings, self._schedule_timing)
+        if self.kube is not None and getattr(self.kube, "api_client", None) is not None:
+            self._build_drift()
         if self.settings.stream_enabled:
             self.readers = self._build_readers()
         if self.settings.leader_election:
@@ -149,6 +155,38 @@ class Service:
                 pool=self._pool,
                 timing=self._lease_timing,
             )
+
+    def _build_drift(self) -> None:
+        """Build the Event recorder and the drift monitor, fed by every sync result."""
+        assert self.scheduler is not None
+        scheduler = self.scheduler
+        loop = asyncio.get_running_loop()
+        settings = self.settings
+        self.events = EventRecorder(
+            self.kube.api_client,
+            dry_run=settings.dry_run,
+            instance=identity(settings),
+            request_timeout=settings.http_timeout,
+        )
+        self.drift = DriftMonitor(
+            self.kube.api_client,
+            desired=lambda: self.syncer.desired,
+            dry_run=settings.dry_run,
+            heal=lambda refs: loop.call_soon_threadsafe(scheduler.repair, refs),
+            events=self.events,
+            request_timeout=settings.http_timeout,
+        )
+        scheduler.listeners.append(self._after_sync)
+
+    def _after_sync(self, job: Any, summary: dict[str, Any]) -> None:
+        if self.drift is not None:
+            self.drift.on_sync(summary)
+        if self.events is None:
+            return
+        self.events.record_sync(summary)
+        index = getattr(self.syncer, "index", None)
+        if job.kind == "full" and index is not None:
+            self.events.record_invalid_names(index.invalid())
 
     def _build_readers(self) -> StreamReaders:
         session = self._session or boto3.Session()
@@ -211,6 +249,10 @@ class Service:
     async def _start_leading(self) -> None:
         async with self._role_lock:
             assert self.scheduler is not None
+            if self.events is not None:
+                self.events.start()
+            if self.drift is not None:
+                self.drift.start()
             if self.readers is not None:
                 await self.readers.start()
             self.scheduler.start()
@@ -219,9 +261,14 @@ class Service:
         async with self._role_lock:
             if self.readers is not None:
                 await self.readers.stop()
-            if self.scheduler is None:
-                return True
-            return await self.scheduler.stop(timeout=timeout)
+            finished = True
+            if self.scheduler is not None:
+                finished = await self.scheduler.stop(timeout=timeout)
+            if self.drift is not None:
+                await asyncio.to_thread(self.drift.stop)
+            if self.events is not None:
+                await asyncio.to_thread(self.events.stop)
+            return finished
 
     async def stop(self) -> bool:
         """Stop readers, syncs and HTTP, release the Lease; bounded by shutdown_timeout.
@@ -296,6 +343,9 @@ class Service:
             return True, "ready"
         return False, "waiting for the first successful full sync"
 
+    def desired(self) -> dict[Any, Any]:
+        return getattr(self.syncer, "desired", None) or {}
+
     def status(self) -> dict[str, Any]:
         healthy, _ = self.healthy()
         return {
@@ -307,6 +357,7 @@ class Service:
             "leader": self.leader_status(),
             "syncs": self.scheduler.status() if self.scheduler else None,
             "stream": self.readers.status() if self.readers else {"enabled": False},
+            "drift": self.drift.snapshot() if self.drift else None,
         }
 
 
