@@ -350,3 +350,58 @@ def test_chunked_list_pages_show_first_page_state(cluster, namespace):
 
     assert [item["metadata"]["name"] for item in rest["items"]] == ["s2", "s3", "s4"]
     assert rest["items"][0]["metadata"]["labels"] == {"round": "first"}
+
+
+def test_exact_resource_version_lists_past_state(cluster, namespace):
+    _create(cluster, namespace, "before", {"round": "first"})
+    version = cluster.http.get(secrets_path(namespace)).json()["metadata"]["resourceVersion"]
+    _create(cluster, namespace, "after")
+    cluster.http.patch(
+        secrets_path(namespace, "before"),
+        json={"metadata": {"labels": {"round": "second"}}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+
+    params = {"resourceVersion": version, "resourceVersionMatch": "Exact"}
+    answer = cluster.http.get(secrets_path(namespace), params=params)
+
+    body = answer.json()
+    assert body["metadata"]["resourceVersion"] == version
+    assert [item["metadata"]["name"] for item in body["items"]] == ["before"]
+    assert body["items"][0]["metadata"]["labels"] == {"round": "first"}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"resourceVersionMatch": "Exact"},
+        {"resourceVersion": "0", "resourceVersionMatch": "Exact"},
+        {"resourceVersion": "1", "resourceVersionMatch": "Sometime"},
+    ],
+)
+def test_invalid_list_options_are_rejected(cluster, namespace, params):
+    answer = cluster.http.get(secrets_path(namespace), params=params)
+
+    assert answer.status_code == 422
+    assert answer.json()["details"]["kind"] == "ListOptions"
+
+
+def test_future_resource_version_times_out(cluster, namespace):
+    version = cluster.http.get(secrets_path(namespace)).json()["metadata"]["resourceVersion"]
+    future = str(int(version) + 1_000_000)
+    answer = cluster.http.get(secrets_path(namespace), params={"resourceVersion": future})
+
+    assert answer.status_code == 504
+    assert answer.json()["message"].startswith(f"Too large resource version: {future}")
+
+
+def test_exact_list_past_history_is_gone(small_server):
+    with httpx.Client(base_url=small_server.url) as http:
+        path = secrets_path("default")
+        for index in range(20):
+            http.post(path, json={"metadata": {"name": f"s{index}"}})
+        params = {"resourceVersion": "2", "resourceVersionMatch": "Exact"}
+        answer = http.get(path, params=params)
+
+    assert answer.status_code == 410
+    assert answer.json()["reason"] == "Expired"

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import errors, tables
 from .api import Api, Request, Response, json_response
+from .errors import FieldError
 from .resources import Resource
 from .routing import Target
 from .selectors import (
@@ -27,6 +28,7 @@ from .selectors import (
 )
 from .store import Key, Record
 
+TOO_LARGE_WAIT = 3.0
 EXPIRED_CONTINUE = (
     "The provided continue parameter is too old to display a consistent list result. You "
     "can start a new list without the continue parameter, or use the continue token in "
@@ -107,17 +109,17 @@ def list_selection(
     matches = matcher(resource, request)
     limit = _limit(request)
     namespace = target.namespace if resource.namespaced and target.namespace else None
-    # NOTE: `resourceVersion` and `resourceVersionMatch` of a list are not used: a
-    # first page always shows the latest state.
-    version = api.store.resource_version
+    version, exact = _list_version(api, request)
     after = None
-    records = api.store.scan(resource.store_key, namespace, after)
+    records: Iterator[Record] = api.store.scan(resource.store_key, namespace, after)
     token = request.param("continue")
     if token:
         version, after = decode_continue(token, resource.namespaced)
         if version < api.store.oldest_version():
             raise errors.gone(EXPIRED_CONTINUE)
         records = records_at(api, resource.store_key, namespace, after, version)
+    elif exact:
+        records = records_at(api, resource.store_key, namespace, None, version)
 
     selected: list[Record] = []
     last_key = None
@@ -143,8 +145,54 @@ def list_selection(
     return selected, meta
 
 
+def _list_version(api: Api, request: Request) -> tuple[int, bool]:
+    """Return the resource version a list is served at, and whether it is exact.
+
+    Without `resourceVersion` (or with "0") a list shows the latest state. With a
+    version and no match (or `NotOlderThan`) the latest state must be at least that
+    new: the server waits a few seconds for it, then answers 504. With `Exact` the list
+    shows the state at that version, or 410 when the history no longer reaches it.
+    """
+    text = request.param("resourceVersion")
+    match = request.param("resourceVersionMatch")
+    _check_list_options(request, text, match)
+    store = api.store
+    if text in ("", "0"):
+        return store.resource_version, False
+    version = int(text)
+    if match == "Exact" and version < store.oldest_version():
+        raise errors.gone(f"too old resource version: {version} ({store.oldest_version() + 1})")
+    if not store.wait_for_version(version, TOO_LARGE_WAIT):
+        message = f"Too large resource version: {version}, current: {store.resource_version}"
+        raise errors.ApiError(504, "Timeout", message, {"retryAfterSeconds": 1})
+    if match == "Exact":
+        return version, True
+    return store.resource_version, False
+
+
+def _check_list_options(request: Request, text: str, match: str) -> None:
+    found: list[FieldError] = []
+    if text and not text.isdigit():
+        detail = "must be a valid resource version"
+        found.append(FieldError("Invalid value", "resourceVersion", detail, text))
+    if match and match not in ("Exact", "NotOlderThan"):
+        supported = 'supported values: "Exact", "NotOlderThan", ""'
+        found.append(FieldError("Unsupported value", "resourceVersionMatch", supported, match))
+    if match and not text:
+        detail = "resourceVersionMatch is forbidden unless resourceVersion is provided"
+        found.append(FieldError("Forbidden", "resourceVersionMatch", detail))
+    if match == "Exact" and text == "0":
+        detail = 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'
+        found.append(FieldError("Forbidden", "resourceVersionMatch", detail))
+    if request.param("continue") and text not in ("", "0"):
+        detail = "specifying resource version is not allowed when using continue"
+        found.append(FieldError("Forbidden", "resourceVersion", detail))
+    if found:
+        raise errors.invalid("ListOptions", "", found, "meta.k8s.io")
+
+
 def records_at(
-    api: Api, store_key: str, namespace: str | None, after: Key, version: int
+    api: Api, store_key: str, namespace: str | None, after: Key | None, version: int
 ) -> Iterator[Record]:
     """Yield the records after `after` as they were at `version`, in key order.
 
@@ -157,7 +205,7 @@ def records_at(
         key
         for key, state in states.items()
         if state is not None
-        and key > after
+        and (after is None or key > after)
         and (namespace is None or key[0] == namespace)
         and api.store.get(store_key, key[0], key[1]) is None
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -191,6 +192,17 @@ class Store:
             if key not in states:
                 states[key] = None if change.type == "ADDED" else change.previous
         return states
+
+    def wait_for_version(self, version: int, timeout: float) -> bool:
+        """Wait up to `timeout` seconds until the resource version reaches `version`."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while self.resource_version < version and not self.closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.changed.wait(remaining)
+            return self.resource_version >= version
 
     def oldest_version(self) -> int:
         """The oldest resource version a watch can still start from."""

@@ -99,10 +99,7 @@ def _start(
         version = int(version_text)
     except ValueError:
         raise errors.bad_request(f"invalid resource version {version_text!r}") from None
-    deadline = time.monotonic() + TOO_LARGE_WAIT
-    while store.resource_version < version and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if store.resource_version < version:
+    if not store.wait_for_version(version, TOO_LARGE_WAIT):
         message = f"Too large resource version: {version}, current: {store.resource_version}"
         status = errors.ApiError(504, "Timeout", message, {"retryAfterSeconds": 1}).status
         return _Start([], 0, status)
