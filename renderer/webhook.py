@@ -53,7 +53,7 @@ def _decode_values(data: Mapping[str, str]) -> dict[str, str] | None:
 
 
 def webhook_route(settings: Settings, desired: DesiredGetter) -> Route:
-    """Return the route; every call answers 404 while WEBHOOK_TOKEN is unset."""
+    """Return the route; every call gets 404 while WEBHOOK_TOKEN is unset."""
     expected = (settings.webhook_token or "").encode()
 
     async def secret_values(request: Request) -> Response:
