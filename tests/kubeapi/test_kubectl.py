@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
 
 import pytest
 import yaml
+from kubeapi_support import KUBECTL
 
 
 def _secret(cluster, namespace: str, name: str) -> dict:
@@ -157,11 +160,6 @@ def test_delete_secret(cluster, namespace):
 def test_edit_secret(cluster, namespace):
     cluster.kubectl("-n", namespace, "create", "secret", "generic", "e", "--from-literal=A=1")
     editor = "sed -i -e 's/^  A: .*/  A: Mg==/'"
-    import os
-    import subprocess
-
-    from kubeapi_support import KUBECTL
-
     command = [
         KUBECTL,
         "--kubeconfig",
@@ -182,3 +180,22 @@ def test_edit_secret(cluster, namespace):
 
     assert result.returncode == 0, result.stderr
     assert _secret(cluster, namespace, "e")["data"]["A"] == "Mg=="
+
+
+def test_get_watch_prints_events(cluster, namespace):
+    command = [KUBECTL, "--kubeconfig", str(cluster.kubeconfig), "-n", namespace]
+    command += ["get", "secrets", "-w", "--output-watch-events"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        cluster.kubectl("-n", namespace, "create", "secret", "generic", "w1", "--from-literal=A=1")
+        lines = []
+        for line in process.stdout:
+            lines.append(line.split())
+            if line.split()[:2] == ["ADDED", "w1"]:
+                break
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+    assert ["EVENT", "NAME", "TYPE", "DATA", "AGE"] in lines
+    assert lines[-1][:4] == ["ADDED", "w1", "Opaque", "1"]

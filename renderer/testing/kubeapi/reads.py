@@ -150,7 +150,7 @@ def _list_version(api: Api, request: Request) -> tuple[int, bool]:
 
     Without `resourceVersion` (or with "0") a list shows the latest state. With a
     version and no match (or `NotOlderThan`) the latest state must be at least that
-    new: the server waits a few seconds for it, then answers 504. With `Exact` the list
+    new: the server waits a few seconds for it, then fails with 504. With `Exact` the list
     shows the state at that version, or 410 when the history no longer reaches it.
     """
     text = request.param("resourceVersion")
