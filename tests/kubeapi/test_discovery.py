@@ -91,3 +91,41 @@ def test_openapi_patch_operation_declares_field_validation(cluster):
 
     assert "fieldValidation" in parameters
     assert path["patch"]["x-kubernetes-group-version-kind"]["kind"] == "Secret"
+
+
+def test_access_review_reports_allowed(cluster, namespace):
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {
+            "resourceAttributes": {"namespace": namespace, "verb": "patch", "resource": "secrets"}
+        },
+    }
+    answer = cluster.http.post(
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", json=review
+    )
+
+    assert answer.status_code == 201
+    body = answer.json()
+    assert body["kind"] == "SelfSubjectAccessReview"
+    assert body["spec"]["resourceAttributes"]["resource"] == "secrets"
+    assert "allowed" in body["status"]
+    if cluster.is_test_server:
+        assert body["status"]["allowed"] is True
+
+
+def test_access_review_needs_attributes(cluster):
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview"}
+    answer = cluster.http.post(
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", json=review
+    )
+
+    assert answer.status_code == 422
+
+
+def test_kubectl_auth_can_i(cluster, namespace):
+    result = cluster.kubectl("-n", namespace, "auth", "can-i", "patch", "secrets", check=False)
+
+    assert result.stdout.strip() in ("yes", "no")
+    if cluster.is_test_server:
+        assert result.stdout.strip() == "yes"

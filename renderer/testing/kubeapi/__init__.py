@@ -9,6 +9,8 @@ kubectl use:
   OpenAPI v3 that kubectl reads to send `fieldValidation`;
 - core/v1 Namespaces, Secrets and Events, coordination.k8s.io/v1 Leases and
   events.k8s.io/v1 Events (one storage with core Events, as in kube-apiserver);
+- authorization.k8s.io/v1 SelfSubjectAccessReview (for `kubectl auth can-i`), which
+  allows everything because the server has no authentication or RBAC;
 - get, list (label and field selectors, `limit`/`continue`) and watch (from a resource
   version, bookmarks, 410 Gone past the kept history);
 - create, update, delete (preconditions, finalizers, deletecollection), and JSON,
@@ -29,7 +31,7 @@ prints the URL once it listens and stops on SIGTERM. The pytest fixtures are in
 Request log: `server.requests` lists every resource request as a `RequestRecord`
 (a named tuple `(verb, api_group, resource, subresource, namespace, name, code)`), with
 the RBAC verb (get, list, watch, create, update, patch, delete, deletecollection) and
-the HTTP status answered (0 for a dropped connection). `GET /_requests` returns the
+the HTTP status of the response (0 for a dropped connection). `GET /_requests` returns the
 same as JSON; `DELETE /_requests` empties it. Discovery requests are not logged.
 
 Fault switch: `server.faults` in-process, or `POST /_faults` with a JSON rule (or a

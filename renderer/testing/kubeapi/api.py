@@ -172,8 +172,10 @@ class Api:
             "deletecollection": deletion.delete_collection,
         }
         handler = handlers.get(target.verb)
+        if target.resource.kind == "SelfSubjectAccessReview" and target.verb == "create":
+            handler = writes.review_access
         try:
-            if handler is None:
+            if handler is None or target.verb not in target.resource.verbs:
                 raise errors.method_not_allowed(request.method)
             return handler(self, target, request)
         except errors.ApiError as error:

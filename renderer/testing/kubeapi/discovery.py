@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Any
 
-from .resources import ALL_VERBS, Resource
+from .resources import Resource
 
 VERSION_INFO = {
     "major": "1",
@@ -31,9 +31,7 @@ WRITE_PARAMETERS = ("dryRun", "fieldManager", "fieldValidation")
 
 
 def _verbs(resource: Resource) -> list[str]:
-    if resource.kind == "Namespace":
-        return [verb for verb in ALL_VERBS if verb != "deletecollection"]
-    return list(ALL_VERBS)
+    return list(resource.verbs)
 
 
 def _storage_hash(resource: Resource) -> str:

@@ -51,6 +51,15 @@ OBJECT_META = {
     14: ("finalizers", "strings", None),
     17: ("managedFields", "messages", MANAGED_FIELDS_ENTRY),
 }
+RESOURCE_ATTRIBUTES = {
+    1: ("namespace", "string", None),
+    2: ("verb", "string", None),
+    3: ("group", "string", None),
+    4: ("version", "string", None),
+    5: ("resource", "string", None),
+    6: ("subresource", "string", None),
+    7: ("name", "string", None),
+}
 KINDS = {
     "Secret": {
         1: ("metadata", "message", OBJECT_META),
@@ -58,6 +67,21 @@ KINDS = {
         3: ("type", "string", None),
         4: ("stringData", "map", "string"),
         5: ("immutable", "bool", None),
+    },
+    "SelfSubjectAccessReview": {
+        1: ("metadata", "message", OBJECT_META),
+        2: (
+            "spec",
+            "message",
+            {
+                1: ("resourceAttributes", "message", RESOURCE_ATTRIBUTES),
+                2: (
+                    "nonResourceAttributes",
+                    "message",
+                    {1: ("path", "string", None), 2: ("verb", "string", None)},
+                ),
+            },
+        ),
     },
     "Namespace": {
         1: ("metadata", "message", OBJECT_META),

@@ -16,6 +16,7 @@ from typing import Any
 
 from .fieldpath import Struct
 from .schemas import (
+    ACCESS_REVIEW_SCHEMA,
     CORE_EVENT_SCHEMA,
     EVENTS_V1_SCHEMA,
     LEASE_SCHEMA,
@@ -62,6 +63,7 @@ class Resource:
     columns: list[Column] = field(default_factory=list)
     reset_fields: tuple[str, ...] = ()
     categories: list[str] = field(default_factory=list)
+    verbs: tuple[str, ...] = tuple(ALL_VERBS)
 
     @property
     def api_version(self) -> str:
@@ -110,7 +112,14 @@ def _event_getters(view: str) -> dict[str, Callable[[dict[str, Any]], Any]]:
 
 def build_resources() -> list[Resource]:
     """Return the served resources, in discovery order."""
-    return [_namespaces(), _secrets(), _core_events(), _leases(), _v1_events()]
+    return [
+        _namespaces(),
+        _secrets(),
+        _core_events(),
+        _leases(),
+        _v1_events(),
+        _access_reviews(),
+    ]
 
 
 def _secrets() -> Resource:
@@ -134,6 +143,22 @@ def _secrets() -> Resource:
     )
 
 
+def _access_reviews() -> Resource:
+    """SelfSubjectAccessReview, which `kubectl auth can-i` and permission checks create."""
+    return Resource(
+        group="authorization.k8s.io",
+        version="v1",
+        kind="SelfSubjectAccessReview",
+        plural="selfsubjectaccessreviews",
+        singular="selfsubjectaccessreview",
+        namespaced=False,
+        schema=ACCESS_REVIEW_SCHEMA,
+        zero={"metadata": {}, "spec": {}, "status": {}},
+        verbs=("create",),
+        storage="selfsubjectaccessreviews",
+    )
+
+
 def _namespaces() -> Resource:
     return Resource(
         group="",
@@ -145,6 +170,7 @@ def _namespaces() -> Resource:
         schema=NAMESPACE_SCHEMA,
         zero={"metadata": {}, "spec": {}, "status": {}},
         short_names=["ns"],
+        verbs=tuple(verb for verb in ALL_VERBS if verb != "deletecollection"),
         field_labels=("metadata.name", "status.phase"),
         field_getters={"status.phase": lambda obj: obj.get("status", {}).get("phase", "")},
         columns=[

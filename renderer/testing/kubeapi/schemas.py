@@ -187,3 +187,32 @@ def event_from_v1(event: dict[str, Any]) -> dict[str, Any]:
         if new in event:
             result[old] = event[new]
     return result
+
+
+RESOURCE_ATTRIBUTES = Struct(
+    {
+        name: ATOMIC
+        for name in (
+            "namespace",
+            "verb",
+            "group",
+            "version",
+            "resource",
+            "subresource",
+            "name",
+            "fieldSelector",
+            "labelSelector",
+        )
+    },
+    atomic=True,
+)
+
+ACCESS_REVIEW_SCHEMA = _top(
+    spec=Struct(
+        {
+            "resourceAttributes": RESOURCE_ATTRIBUTES,
+            "nonResourceAttributes": Struct({"path": ATOMIC, "verb": ATOMIC}, atomic=True),
+        }
+    ),
+    status=Struct({name: ATOMIC for name in ("allowed", "denied", "reason", "evaluationError")}),
+)

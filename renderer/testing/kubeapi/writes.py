@@ -341,3 +341,25 @@ def with_managed(obj: dict[str, Any], entries: list[managed.Entry]) -> dict[str,
     if entries:
         meta["managedFields"] = managed.encode(entries)
     return {**obj, "metadata": meta}
+
+
+def review_access(api: Api, target: Target, request: Request) -> Response:
+    """Review access for the caller: this server allows every request.
+
+    Nothing is stored, as on a real server, and the review comes back with its status.
+    """
+    opts = options.write_options(request, "CreateOptions")
+    resource = target.resource
+    obj = objects.decode_object(request.body, request.content_type, resource)
+    warnings: list[str] = []
+    obj = objects.field_validation(obj, resource, opts.field_validation, warnings)
+    spec = obj.get("spec") or {}
+    if not spec.get("resourceAttributes") and not spec.get("nonResourceAttributes"):
+        detail = "exactly one of nonResourceAttributes or resourceAttributes must be specified"
+        error = errors.FieldError("Invalid value", "spec.resourceAttributes", detail)
+        raise errors.invalid(resource.kind, "", [error.with_raw("null")], resource.group)
+    status = {"allowed": True, "reason": "the Kubernetes API test server allows every request"}
+    answer = {**obj, "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
+    answer["apiVersion"] = resource.api_version
+    answer["kind"] = resource.kind
+    return json_response(201, answer, warnings)
