@@ -6,87 +6,16 @@
 
 from __future__ import annotations
 
-import json
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
 
-from . import errors
+from . import apply, deletion, errors, reads, watch, writes
 from .managed import Tracker
+from .protocol import Request, Response, status_response
 from .resources import Resource, build_resources
 from .routing import Target, resolve
 from .store import Store
 
 START_NAMESPACES = ("default", "kube-public", "kube-system")
-
-
-@dataclass
-class Request:
-    """One HTTP request, parsed for the API."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes = b""
-
-    @classmethod
-    def build(cls, method: str, target: str, headers: dict[str, str], body: bytes = b"") -> Request:
-        path, _, query = target.partition("?")
-        lowered = {name.lower(): value for name, value in headers.items()}
-        return cls(method, path, parse_qs(query, keep_blank_values=True), lowered, body)
-
-    def param(self, name: str, default: str = "") -> str:
-        values = self.query.get(name)
-        return values[0] if values else default
-
-    def flag(self, name: str) -> bool:
-        return self.param(name).lower() in ("true", "1")
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("content-type", "")
-
-    @property
-    def user_agent(self) -> str:
-        return self.headers.get("user-agent", "")
-
-
-@dataclass
-class Response:
-    """A complete response, or a stream of chunks for a watch."""
-
-    code: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    stream: Iterator[bytes] | None = None
-
-    def payload(self) -> bytes:
-        if isinstance(self.body, bytes):
-            return self.body
-        if self.body is None:
-            return b""
-        return json.dumps(self.body, separators=(",", ":")).encode()
-
-
-def status_response(error: errors.ApiError) -> Response:
-    headers = {"Content-Type": "application/json", **error.headers}
-    return Response(error.code, error.status, headers)
-
-
-def json_response(code: int, body: Any, warnings: list[str] | None = None) -> Response:
-    headers = {"Content-Type": "application/json"}
-    if warnings:
-        quoted = ", ".join('299 - "{}"'.format(text.replace('"', '\\"')) for text in warnings)
-        headers["Warning"] = quoted
-    return Response(code, body, headers)
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Api:
@@ -103,12 +32,12 @@ class Api:
 
     def reset(self) -> None:
         """Forget every object and start again with the namespaces of a new cluster."""
-        self.store.clear()
         namespaces = self.by_path[("", "v1", "namespaces")]
-        from .writes import create_object
-
-        for name in START_NAMESPACES:
-            create_object(self, namespaces, {"metadata": {"name": name}}, manager="kube-apiserver")
+        with self.store.lock:
+            self.store.clear()
+            for name in START_NAMESPACES:
+                body = {"metadata": {"name": name}}
+                writes.create_object(self, namespaces, body, manager="kube-apiserver")
 
     def tracker(self, resource: Resource) -> Tracker:
         # NOTE: each view has its own field paths, so managers of core/v1 Events and of
@@ -159,8 +88,6 @@ class Api:
 
     def handle(self, target: Target, request: Request) -> Response:
         """Run one resource request; failures come back as Status responses."""
-        from . import deletion, reads, watch, writes
-
         handlers = {
             "get": reads.get,
             "list": reads.list_objects,
@@ -172,6 +99,8 @@ class Api:
             "deletecollection": deletion.delete_collection,
         }
         handler = handlers.get(target.verb)
+        if target.verb == "patch" and writes.media_type(request) == writes.APPLY:
+            handler = apply.apply
         if target.resource.kind == "SelfSubjectAccessReview" and target.verb == "create":
             handler = writes.review_access
         try:
@@ -180,7 +109,3 @@ class Api:
             return handler(self, target, request)
         except errors.ApiError as error:
             return status_response(error)
-
-
-def new_uid() -> str:
-    return str(uuid.uuid4())

@@ -9,13 +9,12 @@ object creates it. Ownership and conflicts are computed in `managed`.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import errors, managed, objects
-from .api import Api, Request, Response, json_response, now
+from . import errors, managed, objects, options
 from .errors import ApiError
 from .fieldpath import MISSING
-from .options import WriteOptions
+from .protocol import Request, Response, json_response, now
 from .resources import Resource
 from .routing import Target
 from .writes import (
@@ -29,10 +28,14 @@ from .writes import (
     without_managed,
 )
 
+if TYPE_CHECKING:
+    from .api import Api
+
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
-def apply(api: Api, target: Target, request: Request, opts: WriteOptions) -> Response:
+def apply(api: Api, target: Target, request: Request) -> Response:
+    opts = options.write_options(request, "PatchOptions", apply=True)
     resource = target.resource
     config = _decode_configuration(request.body, resource)
     config = _placed(config, target)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .api import Request, Response, json_response
-from .faults import FaultRuleError
+from .faults import FaultRuleError, parse_rules
+from .protocol import Request, Response, json_response
 
 if TYPE_CHECKING:
     from .server import KubeAPIServer
@@ -49,8 +49,6 @@ def handle_control(server: KubeAPIServer, request: Request) -> Response:
 
 
 def _faults(server: KubeAPIServer, request: Request) -> Response:
-    from .server import parse_rules
-
     if request.method == "GET":
         return json_response(200, {"rules": [rule.as_dict() for rule in server.faults.rules()]})
     if request.method == "DELETE":

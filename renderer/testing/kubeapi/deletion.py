@@ -10,14 +10,18 @@ within the request and ignores those finalizers.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import errors, options
-from .api import Api, Request, Response, json_response, now
 from .errors import FieldError
+from .objects import parse_json
+from .protocol import Request, Response, json_response, now
 from .reads import list_selection
 from .resources import Resource
 from .routing import Target
+
+if TYPE_CHECKING:
+    from .api import Api
 
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 
@@ -25,8 +29,6 @@ PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 def _delete_options(request: Request) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if request.body.strip():
-        from .objects import parse_json
-
         parsed = parse_json(request.body)
         if not isinstance(parsed, dict):
             raise errors.bad_request("DeleteOptions must be a JSON object")

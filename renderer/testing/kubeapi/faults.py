@@ -8,6 +8,7 @@ until cleared. The first active matching rule, in the order added, decides.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -179,3 +180,13 @@ class Faults:
                     rule.hits += 1
                     return rule
         return None
+
+
+def parse_rules(body: bytes) -> list[FaultRule]:
+    """Parse the body of `POST /_faults`: one rule object or a list of them."""
+    try:
+        data = json.loads(body or b"null")
+    except ValueError as error:
+        raise FaultRuleError(f"the fault rule is not valid JSON: {error}") from None
+    items = data if isinstance(data, list) else [data]
+    return [FaultRule.from_dict(item) for item in items]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import errors
-from .api import Request
 from .errors import FieldError
+from .protocol import Request
 
 FIELD_VALIDATION = ("Ignore", "Strict", "Warn")
 MAX_MANAGER_LENGTH = 128

@@ -12,11 +12,11 @@ import base64
 import heapq
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import errors, tables
-from .api import Api, Request, Response, json_response
 from .errors import FieldError
+from .protocol import Request, Response, json_response
 from .resources import Resource
 from .routing import Target
 from .selectors import (
@@ -36,6 +36,9 @@ EXPIRED_CONTINUE = (
     "token results in an inconsistent list - objects that were created, modified, or "
     "deleted between the time the first chunk was returned and now may show up in the list."
 )
+
+if TYPE_CHECKING:
+    from .api import Api
 
 
 def get(api: Api, target: Target, request: Request) -> Response:

@@ -7,7 +7,6 @@ response, and a watch is simplest as a blocking chunked stream.
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
@@ -22,8 +21,10 @@ from typing import Any, NamedTuple
 import yaml
 
 from . import discovery, errors
-from .api import Api, Request, Response, json_response, status_response
-from .faults import FaultRule, FaultRuleError, Faults
+from .api import Api
+from .control import handle_control
+from .faults import FaultRule, Faults
+from .protocol import Request, Response, json_response, status_response
 
 logger = logging.getLogger(__name__)
 
@@ -316,8 +317,6 @@ class KubeAPIServer:
         return json_response(200, body)
 
     def _control(self, request: Request) -> Response:
-        from .control import handle_control
-
         return handle_control(self, request)
 
 
@@ -340,13 +339,3 @@ def _fault_error(rule: FaultRule) -> errors.ApiError:
     if rule.message:
         error.message = rule.message
     return error
-
-
-def parse_rules(body: bytes) -> list[FaultRule]:
-    """Parse the body of `POST /_faults`: one rule object or a list of them."""
-    try:
-        data = json.loads(body or b"null")
-    except ValueError as error:
-        raise FaultRuleError(f"the fault rule is not valid JSON: {error}") from None
-    items = data if isinstance(data, list) else [data]
-    return [FaultRule.from_dict(item) for item in items]

@@ -16,14 +16,17 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import errors, tables
-from .api import Api, Request, Response
+from .protocol import Request, Response
 from .reads import matcher
 from .resources import Resource
 from .routing import Target
 from .store import Change
+
+if TYPE_CHECKING:
+    from .api import Api
 
 logger = logging.getLogger(__name__)
 

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import errors, managed, objects, options
-from .api import Api, Request, Response, json_response, new_uid, now
+from .deletion import finish_deletion
 from .errors import ApiError
 from .fieldpath import MISSING
 from .patches import PatchError, apply_json_patch, apply_merge_patch, apply_strategic_patch
+from .protocol import Request, Response, json_response, new_uid, now
 from .resources import Resource
 from .routing import Target
+
+if TYPE_CHECKING:
+    from .api import Api
 
 APPLY = "application/apply-patch+yaml"
 PATCH_TYPES = {
@@ -174,8 +178,6 @@ def commit_update(
     stored["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
     if stored == live or dry_run:
         return stored
-    from .deletion import finish_deletion
-
     if stored["metadata"].get("deletionTimestamp") and not stored["metadata"].get("finalizers"):
         return finish_deletion(api, resource, stored)
     stored["metadata"]["resourceVersion"] = str(api.store.next_version())
@@ -186,15 +188,10 @@ def commit_update(
 def patch(api: Api, target: Target, request: Request) -> Response:
     if not target.name:
         raise errors.method_not_allowed(request.method)
-    media = request.content_type.split(";")[0].strip().lower()
-    patch_type = PATCH_TYPES.get(media)
+    patch_type = PATCH_TYPES.get(media_type(request))
     if patch_type is None:
         raise errors.unsupported_media_type(request.content_type, list(PATCH_TYPES))
-    opts = options.write_options(request, "PatchOptions", apply=patch_type == "apply")
-    if patch_type == "apply":
-        from .apply import apply
-
-        return apply(api, target, request, opts)
+    opts = options.write_options(request, "PatchOptions")
 
     resource = target.resource
     warnings: list[str] = []
@@ -213,6 +210,10 @@ def patch(api: Api, target: Target, request: Request) -> Response:
             api, resource, live, patched, manager=opts.manager, dry_run=opts.dry_run
         )
     return json_response(200, api.response_object(resource, stored), warnings)
+
+
+def media_type(request: Request) -> str:
+    return request.content_type.split(";")[0].strip().lower()
 
 
 def _patched(resource: Resource, document: dict[str, Any], patch_type: str, body: bytes) -> Any:
