@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from botocore.config import Config
 
 from bench import workload
 from bench.world import Calls, World, calls_of
@@ -55,11 +56,16 @@ class SecretWatch:
         self.thread = threading.Thread(target=self._run, name="secret-watch", daemon=True)
 
     def start(self) -> None:
+        self._list()
+        self.thread.start()
+
+    def _list(self) -> None:
+        """Take the current resource version of the managed Secrets to watch from."""
+        params = {"labelSelector": MANAGED_SELECTOR, "limit": "1"}
         with httpx.Client(base_url=self.base_url, timeout=60) as client:
-            listing = client.get("/api/v1/secrets", params={"labelSelector": MANAGED_SELECTOR})
+            listing = client.get("/api/v1/secrets", params=params)
             listing.raise_for_status()
             self.resource_version = listing.json()["metadata"]["resourceVersion"]
-        self.thread.start()
 
     def stop(self) -> None:
         self.stopped.set()
@@ -68,6 +74,9 @@ class SecretWatch:
         while not self.stopped.is_set():
             try:
                 self._watch_once()
+            except httpx.HTTPStatusError as error:
+                logger.warning("Secret watch failed (%s); listing again", error)
+                self._list()
             except httpx.HTTPError as error:
                 logger.warning("Secret watch failed (%s); watching again", error)
                 time.sleep(0.1)
@@ -91,6 +100,12 @@ class SecretWatch:
                 self._record(json.loads(line), time.monotonic())
 
     def _record(self, event: dict[str, Any], arrived: float) -> None:
+        if event.get("type") == "ERROR":
+            # 410 Gone: the resource version fell out of the server's history. Changes made
+            # until the new list are missed, and their waits time out and count as lost.
+            logger.warning("Secret watch ended with %s; listing again", event.get("object"))
+            self._list()
+            return
         secret = event.get("object", {})
         metadata = secret.get("metadata", {})
         if metadata.get("resourceVersion"):
@@ -188,16 +203,12 @@ class ServiceRun:
         self.results = StreamResults()
         self.process: subprocess.Popen[bytes] | None = None
         self.watch: SecretWatch | None = None
-        session = world.session()
-        self.dynamodb = session.resource("dynamodb")
-        self.kms = session.client("kms")
+        self.dynamodb, self.kms = writer_clients(world)
 
     def start(self, extra_env: dict[str, str]) -> None:
         port = free_port()
         env = self.world.child_env(SERVICE_APP, **extra_env)
         env.update(PORT=str(port), WAIT_TIME="0", DRY_RUN="false", CRON_HOURS="1000")
-        env["AWS_SDK_UA_APP_ID"] = SERVICE_APP
-        os.environ["AWS_SDK_UA_APP_ID"] = WRITER_APP
 
         before = self.world.snapshot()
         started = time.monotonic()
@@ -273,8 +284,7 @@ class ServiceRun:
     def _put_with_own_clients(self, entry: workload.Entry) -> None:
         # boto3 resources are not thread-safe, so each writer thread makes its own.
         if not hasattr(self._local, "clients"):
-            session = self.world.session()
-            self._local.clients = (session.resource("dynamodb"), session.client("kms"))
+            self._local.clients = writer_clients(self.world)
         dynamodb, kms = self._local.clients
         workload.put_version(dynamodb, kms, self.table, entry)
 
@@ -290,6 +300,13 @@ class ServiceRun:
         if self.process.returncode != 0:
             logger.warning("the service exited with %s", self.process.returncode)
         self.process = None
+
+
+def writer_clients(world: World) -> tuple[Any, Any]:
+    """Return a DynamoDB resource and a KMS client whose requests count as the writer's."""
+    session = world.session()
+    config = Config(user_agent_appid=WRITER_APP)
+    return session.resource("dynamodb", config=config), session.client("kms", config=config)
 
 
 def free_port() -> int:
