@@ -1,7 +1,8 @@
 """The resource API: dispatch of resource requests to their verbs, and shared helpers.
 
 `Api` owns the store and the resource table. The verbs live in `reads`, `writes`,
-`deletion` and `watch`; each takes the `Api`, the resolved `Target` and the `Request`.
+`apply`, `deletion` and `watch`. Each takes the `Api`, the resolved `Target` and the
+`Request`.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Api:
     def tracker(self, resource: Resource) -> Tracker:
         # NOTE: each view has its own field paths, so managers of core/v1 Events and of
         # events.k8s.io/v1 Events do not see each other's fields in conflicts and
-        # pruning; kube-apiserver converts field sets between versions.
+        # pruning. kube-apiserver converts field sets between versions.
         tracker = self.trackers.get(id(resource))
         if tracker is None:
             ignored = {
