@@ -252,3 +252,17 @@ def test_reset_ends_open_watches(local_server, http):
 
     assert lines == []
     assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [(403, "Forbidden"), (409, "Conflict"), (503, "ServiceUnavailable"), (504, "Timeout")],
+)
+def test_status_fault_uses_standard_reason(local_server, http, status, reason):
+    local_server.faults.add({"verb": "get", "action": "status", "status": status, "count": 1})
+
+    answer = http.get("/api/v1/namespaces/default")
+
+    assert answer.status_code == status
+    assert answer.json()["reason"] == reason
+    assert answer.json()["code"] == status

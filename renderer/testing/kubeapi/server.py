@@ -330,7 +330,21 @@ def _fault_error(rule: FaultRule) -> errors.ApiError:
     if rule.status == 429:
         error = errors.too_many_requests(rule.retry_after_seconds or 1)
     else:
-        reasons = {500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}
+        reasons = {
+            400: "BadRequest",
+            401: "Unauthorized",
+            403: "Forbidden",
+            404: "NotFound",
+            405: "MethodNotAllowed",
+            409: "Conflict",
+            410: "Expired",
+            413: "RequestEntityTooLarge",
+            415: "UnsupportedMediaType",
+            422: "Invalid",
+            500: "InternalError",
+            503: "ServiceUnavailable",
+            504: "Timeout",
+        }
         message = rule.message or f"injected fault (rule {rule.id})"
         error = errors.ApiError(rule.status, reasons.get(rule.status, "Unknown"), message, {})
         if rule.retry_after_seconds is not None:
