@@ -1,0 +1,1 @@
+"""Local stand-ins for tests, the demo and the benchmark."""
