@@ -1,0 +1,193 @@
+"""Fixtures of the reliability suite: a credstash table in moto_server, the Kubernetes API
+test server, and syncs against both, with every stored plaintext remembered so that each
+test can search what kubestash emitted for it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+
+from renderer.kube import KubeClient
+from renderer.scheduler import ScheduleTiming
+from renderer.service import Service
+from renderer.settings import RateLimit, Settings
+from renderer.source import CredstashTable
+from renderer.stream import StreamTiming
+from renderer.sync import Syncer
+from renderer.testing.aws import CredstashStore
+from renderer.testing.kubeapi import KubeAPIServer, RequestRecord
+
+from .processes import ServiceThread
+from .support import Cluster, Values, metrics_text, token
+
+NAMESPACES = ("team", "other")
+EXCLUDED = frozenset({"kube-system", "kubestash"})
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+API_KEY = "reliability-api-key"
+FAST_STREAM = StreamTiming(poll_interval=0.05, describe_interval=0.5, restart_initial=0.1)
+
+
+@dataclass
+class Rig:
+    """The two servers, a reader of each, and the syncers a test made."""
+
+    store: CredstashStore
+    kubeapi: KubeAPIServer
+    kubeconfig: str
+    cluster: Cluster
+    caplog: pytest.LogCaptureFixture
+    values: Values = field(default_factory=Values)
+    syncers: list[Syncer] = field(default_factory=list)
+    services: list[ServiceThread] = field(default_factory=list)
+
+    def put(self, name: str, value: str | None = None, **options: Any) -> str:
+        """Store a new version of `name` with credstash; a random value unless given."""
+        value = token("value") if value is None else value
+        self.values.add(value)
+        self.store.put(name, value, **options)
+        return value
+
+    def put_many(self, names: list[str]) -> dict[str, str]:
+        return {name: self.put(name) for name in names}
+
+    def settings(self, **changes: Any) -> Settings:
+        base = Settings(
+            ddb_table=self.store.table,
+            table_region=self.store.region,
+            dry_run=False,
+            namespace_exclude=EXCLUDED,
+            decrypt_workers=4,
+            apply_workers=4,
+            http_timeout=5,
+            scan_segments=1,
+        )
+        return base.replace(**changes)
+
+    def syncer(
+        self,
+        settings: Settings | None = None,
+        *,
+        session: boto3.Session | None = None,
+        page_size: int | None = None,
+    ) -> Syncer:
+        """A Syncer with clients of its own, as a new kubestash process would have."""
+        settings = settings or self.settings()
+        session = session or self.store.server.session()
+        kube = KubeClient(settings, kubeconfig=self.kubeconfig)
+        table = CredstashTable(settings, session, page_size=page_size)
+        syncer = Syncer(settings, kube=kube, session=session, table=table)
+        self.syncers.append(syncer)
+        return syncer
+
+    def service_settings(self, **changes: Any) -> Settings:
+        defaults: dict[str, Any] = {
+            "port": 0,
+            "wait_time": 0.2,
+            "cron_hours": 1000.0,
+            "api_key": API_KEY,
+            "render_rate_limit": RateLimit(1000, 60),
+        }
+        return self.settings(**{**defaults, **changes})
+
+    def service(
+        self,
+        settings: Settings | None = None,
+        *,
+        kubeconfig: str | None = None,
+        timing: ScheduleTiming | None = None,
+    ) -> ServiceThread:
+        """Start service mode in this process with a Syncer of its own."""
+        settings = settings or self.service_settings()
+        session = self.store.server.session()
+        kube = KubeClient(settings, kubeconfig=kubeconfig or self.kubeconfig)
+        syncer = Syncer(settings, kube=kube, session=session)
+        self.syncers.append(syncer)
+        service = Service(
+            settings,
+            host="127.0.0.1",
+            syncer=syncer,
+            kube=kube,
+            session=session,
+            stream_timing=FAST_STREAM,
+            schedule_timing=timing,
+        )
+        running = ServiceThread(service)
+        self.services.append(running)
+        return running.start()
+
+    def requests(self) -> list[RequestRecord]:
+        """The request log once it stops growing.
+
+        The test server logs a request after it has sent the response, so the client can
+        be a step ahead of the log.
+        """
+        seen = self.kubeapi.requests
+        while True:
+            time.sleep(0.05)
+            now = self.kubeapi.requests
+            if len(now) == len(seen):
+                return now
+            seen = now
+
+    def secret_requests(self, verbs: frozenset[str] = WRITE_VERBS) -> list[RequestRecord]:
+        return [
+            record
+            for record in self.requests()
+            if record.resource == "secrets" and record.verb in verbs
+        ]
+
+    def writes_to(self, namespace: str, name: str) -> list[RequestRecord]:
+        return [r for r in self.secret_requests() if (r.namespace, r.name) == (namespace, name)]
+
+    def logged(self, level: int, *parts: str) -> list[str]:
+        """Messages at `level` or above that contain every one of `parts`."""
+        found = []
+        for record in self.caplog.records:
+            message = record.getMessage()
+            if record.levelno >= level and all(part in message for part in parts):
+                found.append(message)
+        return found
+
+    def assert_no_leak(self, *outputs: Any) -> None:
+        """No stored plaintext in the logs, Events, metrics or the given outputs."""
+        self.values.assert_absent("the log", self.caplog.text)
+        self.values.assert_absent("the Events", json.dumps(self.cluster.events()))
+        self.values.assert_absent("/metrics", metrics_text())
+        for number, output in enumerate(outputs):
+            text = output if isinstance(output, str) else json.dumps(_plain(output))
+            self.values.assert_absent(f"output {number}", text)
+
+
+def _plain(output: Any) -> Any:
+    if hasattr(output, "to_dict"):
+        return {**output.to_dict(), "preview": getattr(output, "preview", None)}
+    return output
+
+
+@pytest.fixture
+def rig(
+    credstash_table: CredstashStore,
+    kubeapi: KubeAPIServer,
+    kubeconfig: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> Iterator[Rig]:
+    caplog.set_level(logging.DEBUG, logger="renderer")
+    cluster = Cluster(kubeapi.url)
+    for namespace in NAMESPACES:
+        cluster.create_namespace(namespace)
+    rig = Rig(credstash_table, kubeapi, os.fspath(kubeconfig), cluster, caplog)
+    yield rig
+    kubeapi.faults.clear()
+    for running in reversed(rig.services):
+        running.stop()
+    for syncer in rig.syncers:
+        syncer.kube.close()
+    cluster.close()
