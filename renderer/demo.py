@@ -8,6 +8,7 @@ mode, one sync) with DRY_RUN=false. Ctrl-C stops everything the demo started.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -122,8 +123,14 @@ def prepare_cluster(settings: Settings, kubeconfig: Path) -> None:
     kube.close()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(settings: Settings, *, once: bool = False) -> int:
-    """Run the demo until Ctrl-C (or after one sync with `once`); return the exit code."""
+    """Run the demo until Ctrl-C or SIGTERM, or for one sync with `once`; return the exit code."""
+    # SIGTERM takes the Ctrl-C path, so the servers the demo started are stopped too.
+    signal.signal(signal.SIGTERM, _interrupt)
     workdir = Path(tempfile.mkdtemp(prefix="kubestash-demo-"))
     kubeconfig = workdir / "kubeconfig"
     moto = MotoServer(region=settings.table_region)

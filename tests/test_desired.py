@@ -54,7 +54,7 @@ def test_only_requested_refs():
     assert list(secrets) == [SecretRef("test", "other")]
 
 
-def test_failed_key_without_good_value_is_left_out_of_data():
+def test_failed_key_without_value_left_out():
     index = index_of(ok("test/app/A", "a"), failed("test/app/B"))
 
     secret = desired_secrets(index.entries())[SecretRef("test", "app")]

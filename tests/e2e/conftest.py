@@ -90,16 +90,16 @@ def settings(credstash_table) -> Settings:
 @pytest.fixture
 def make_syncer(aws, kubeconfig, kubectl) -> Callable[..., Syncer]:
     """Build a Syncer with its own KubeClient and boto3 session (a fresh process's state)."""
-    made: list[Syncer] = []
+    syncers: list[Syncer] = []
 
     def make(settings: Settings, session=None) -> Syncer:
         kube = KubeClient(settings, kubeconfig=str(kubeconfig))
         syncer = Syncer(settings, kube=kube, session=session or aws.session())
-        made.append(syncer)
+        syncers.append(syncer)
         return syncer
 
     yield make
-    for syncer in made:
+    for syncer in syncers:
         syncer.kube.close()
 
 

@@ -119,7 +119,7 @@ def test_handmade_secret_in_table_gets_table_keys(credstash_table, syncer, kubec
     assert secret["metadata"]["labels"][MANAGED_BY] == "kubestash"
 
 
-def test_handmade_secret_keeps_own_key_when_table_key_goes(credstash_table, syncer, kubectl):
+def test_handmade_secret_keeps_own_key(credstash_table, syncer, kubectl):
     kubectl.create("secret", "generic", "mysecret", "-n", "test", "--from-literal=OWN=mine")
     credstash_table.put_many({"test/mysecret/A": "a", "test/mysecret/B": "b"})
     syncer.full_sync(trigger="test")
