@@ -83,14 +83,18 @@ class Entry:
         return text
 
     def encode(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {"apiVersion": self.api_version, "fieldsType": "FieldsV1"}
-        entry["fieldsV1"] = to_fields_v1(self.fields)
-        entry["manager"] = self.manager
-        entry["operation"] = self.operation
-        if self.subresource:
-            entry["subresource"] = self.subresource
+        """Encode the entry with its keys in the order the real server writes them."""
+        entry: dict[str, Any] = {
+            "manager": self.manager,
+            "operation": self.operation,
+            "apiVersion": self.api_version,
+        }
         if self.time:
             entry["time"] = self.time
+        entry["fieldsType"] = "FieldsV1"
+        entry["fieldsV1"] = to_fields_v1(self.fields)
+        if self.subresource:
+            entry["subresource"] = self.subresource
         return entry
 
     def copy(self) -> Entry:
