@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import apply, deletion, errors, reads, watch, writes
+from . import apply, deletion, errors, objects, reads, watch, writes
 from .managed import Tracker
 from .protocol import Request, Response, status_response
 from .resources import Resource, build_resources
@@ -60,7 +60,7 @@ class Api:
     def view(self, resource: Resource, stored: dict[str, Any]) -> dict[str, Any]:
         if resource.to_view is None:
             return stored
-        return resource.to_view(stored)
+        return objects.in_schema_order(resource.to_view(stored), resource.schema)
 
     def to_storage(self, resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
         if resource.from_view is None:
@@ -72,7 +72,16 @@ class Api:
         answer = dict(self.view(resource, stored))
         answer["apiVersion"] = resource.api_version
         answer["kind"] = resource.kind
-        return answer
+        return objects.in_schema_order(answer, resource.schema)
+
+    def persist(self, resource: Resource, stored: dict[str, Any], change: str) -> dict[str, Any]:
+        """Store an object (in storage form) under a new resource version; return it."""
+        meta = {**stored["metadata"], "resourceVersion": str(self.store.next_version())}
+        stored = objects.in_schema_order(
+            {**stored, "metadata": meta}, self.storage(resource).schema
+        )
+        self.store.put(resource.store_key, stored, change)
+        return stored
 
     def get_stored(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
         return self.store.get(resource.store_key, namespace, name)

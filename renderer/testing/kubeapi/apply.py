@@ -193,6 +193,4 @@ def _commit_create(
         raise errors.invalid(resource.kind, name, found, resource.group)
     if dry_run:
         return stored
-    stored["metadata"]["resourceVersion"] = str(api.store.next_version())
-    api.store.put(resource.store_key, stored, "ADDED")
-    return stored
+    return api.persist(resource, stored, "ADDED")

@@ -122,9 +122,7 @@ def delete_object(
         }
         if dry_run:
             return marked, False
-        marked["metadata"]["resourceVersion"] = str(api.store.next_version())
-        api.store.put(resource.store_key, marked, "MODIFIED")
-        return marked, False
+        return api.persist(resource, marked, "MODIFIED"), False
     if dry_run:
         return live, True
     return finish_deletion(api, resource, live), True
@@ -151,8 +149,7 @@ def terminate_namespace(api: Api, live: dict[str, Any], *, dry_run: bool) -> dic
     if dry_run:
         return terminating
     if not live["metadata"].get("deletionTimestamp"):
-        terminating["metadata"]["resourceVersion"] = str(api.store.next_version())
-        api.store.put(namespaces.store_key, terminating, "MODIFIED")
+        terminating = api.persist(namespaces, terminating, "MODIFIED")
     name = meta["name"]
     for resource in api.storage_resources.values():
         if not resource.namespaced:

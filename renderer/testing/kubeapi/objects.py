@@ -254,6 +254,20 @@ def _canonical_secret(resource: Resource, secret: dict[str, Any]) -> dict[str, A
     return secret
 
 
+def in_schema_order(obj: Any, node: Any) -> Any:
+    """Return `obj` with the keys of each struct in the order Go writes them."""
+    if not isinstance(node, Struct) or not isinstance(obj, dict):
+        return obj
+    ordered = {
+        name: in_schema_order(obj[name], child)
+        for name, child in node.fields.items()
+        if name in obj
+    }
+    for name, value in obj.items():
+        ordered.setdefault(name, value)
+    return ordered
+
+
 def prepare_create(resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
     """Set the defaults a create gets from the kind's strategy."""
     if resource.kind == "Namespace":

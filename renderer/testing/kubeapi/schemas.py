@@ -33,13 +33,13 @@ OBJECT_META = Struct(
                 "creationTimestamp",
                 "deletionTimestamp",
                 "deletionGracePeriodSeconds",
-                "managedFields",
             )
         },
         "labels": MapOf(),
         "annotations": MapOf(),
         "ownerReferences": AssocList(("uid",), OWNER_REFERENCE),
         "finalizers": SetList(),
+        "managedFields": ATOMIC,
     }
 )
 
@@ -64,10 +64,11 @@ EVENT_SOURCE = Struct({"component": ATOMIC, "host": ATOMIC})
 
 
 def _top(**fields: Any) -> Struct:
-    return Struct({"apiVersion": ATOMIC, "kind": ATOMIC, "metadata": OBJECT_META, **fields})
+    """Build the schema of a kind; fields are listed in the order Go writes them."""
+    return Struct({"kind": ATOMIC, "apiVersion": ATOMIC, "metadata": OBJECT_META, **fields})
 
 
-SECRET_SCHEMA = _top(data=MapOf(), stringData=MapOf(), type=ATOMIC, immutable=ATOMIC)
+SECRET_SCHEMA = _top(immutable=ATOMIC, data=MapOf(), stringData=MapOf(), type=ATOMIC)
 
 NAMESPACE_SCHEMA = _top(
     spec=Struct({"finalizers": ATOMIC}),
@@ -106,46 +107,36 @@ LEASE_SCHEMA = _top(
 
 CORE_EVENT_SCHEMA = _top(
     involvedObject=OBJECT_REFERENCE,
-    related=OBJECT_REFERENCE,
+    reason=ATOMIC,
+    message=ATOMIC,
     source=EVENT_SOURCE,
+    firstTimestamp=ATOMIC,
+    lastTimestamp=ATOMIC,
+    count=ATOMIC,
+    type=ATOMIC,
+    eventTime=ATOMIC,
     series=EVENT_SERIES,
-    **{
-        name: ATOMIC
-        for name in (
-            "reason",
-            "message",
-            "firstTimestamp",
-            "lastTimestamp",
-            "count",
-            "type",
-            "eventTime",
-            "action",
-            "reportingComponent",
-            "reportingInstance",
-        )
-    },
+    action=ATOMIC,
+    related=OBJECT_REFERENCE,
+    reportingComponent=ATOMIC,
+    reportingInstance=ATOMIC,
 )
 
 EVENTS_V1_SCHEMA = _top(
+    eventTime=ATOMIC,
+    series=EVENT_SERIES,
+    reportingController=ATOMIC,
+    reportingInstance=ATOMIC,
+    action=ATOMIC,
+    reason=ATOMIC,
     regarding=OBJECT_REFERENCE,
     related=OBJECT_REFERENCE,
+    note=ATOMIC,
+    type=ATOMIC,
     deprecatedSource=EVENT_SOURCE,
-    series=EVENT_SERIES,
-    **{
-        name: ATOMIC
-        for name in (
-            "eventTime",
-            "reportingController",
-            "reportingInstance",
-            "action",
-            "reason",
-            "note",
-            "type",
-            "deprecatedFirstTimestamp",
-            "deprecatedLastTimestamp",
-            "deprecatedCount",
-        )
-    },
+    deprecatedFirstTimestamp=ATOMIC,
+    deprecatedLastTimestamp=ATOMIC,
+    deprecatedCount=ATOMIC,
 )
 
 # core/v1 field name -> events.k8s.io/v1 field name; the two are views of one object.

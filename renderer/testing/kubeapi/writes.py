@@ -98,9 +98,7 @@ def create_object(
             raise errors.already_exists(resource.plural, name, resource.group)
         if dry_run:
             return stored
-        stored["metadata"]["resourceVersion"] = str(api.store.next_version())
-        api.store.put(resource.store_key, stored, "ADDED")
-        return stored
+        return api.persist(resource, stored, "ADDED")
 
 
 def update(api: Api, target: Target, request: Request) -> Response:
@@ -180,9 +178,7 @@ def commit_update(
         return stored
     if stored["metadata"].get("deletionTimestamp") and not stored["metadata"].get("finalizers"):
         return finish_deletion(api, resource, stored)
-    stored["metadata"]["resourceVersion"] = str(api.store.next_version())
-    api.store.put(resource.store_key, stored, "MODIFIED")
-    return stored
+    return api.persist(resource, stored, "MODIFIED")
 
 
 def patch(api: Api, target: Target, request: Request) -> Response:
