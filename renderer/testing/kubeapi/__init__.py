@@ -35,8 +35,8 @@ the HTTP status of the response (0 for a dropped connection). `GET /_requests` r
 same as JSON; `DELETE /_requests` empties it. Discovery requests are not logged.
 
 Fault switch: `server.faults` in-process, or `POST /_faults` with a JSON rule (or a
-list of rules); `GET /_faults` lists the rules with their hits, `DELETE /_faults`
-removes them all, `DELETE /_faults/{id}` one of them. A rule:
+list of rules). `GET /_faults` lists the rules with their hits. `DELETE /_faults`
+removes them all, and `DELETE /_faults/{id}` removes one of them. A rule:
 
     {
       "verb": "patch",              # RBAC verb, or "*" (default) for every request

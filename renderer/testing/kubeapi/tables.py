@@ -1,7 +1,7 @@
 """Server-side printing: the `Table` and `PartialObjectMetadata` forms of responses.
 
-`kubectl get` asks for `application/json;as=Table;v=v1;g=meta.k8s.io` and prints the
-columns the server chooses; the garbage collector and some tools ask for metadata only.
+`kubectl get` requests `application/json;as=Table;v=v1;g=meta.k8s.io` and prints the
+columns the server chooses. The garbage collector and some tools request metadata only.
 """
 
 from __future__ import annotations
