@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -186,3 +187,34 @@ def test_core_event_with_event_time_needs_reporting_fields(cluster, namespace, m
 
     assert answer.status_code == 422
     assert missing in {cause["field"] for cause in answer.json()["details"]["causes"]}
+
+
+def test_event_fields_conflict_across_versions(cluster, namespace):
+    core = {
+        "metadata": {"name": "e4"},
+        "involvedObject": {"kind": "Secret", "name": "s", "namespace": namespace},
+        "reason": "Synced",
+        "message": "first",
+        "type": "Normal",
+    }
+    created = cluster.http.post(
+        f"/api/v1/namespaces/{namespace}/events", json=core, params={"fieldManager": "recorder"}
+    )
+    assert created.status_code == 201, created.text
+
+    applied = {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": "e4", "namespace": namespace},
+        "note": "second",
+    }
+    answer = cluster.http.patch(
+        f"/apis/events.k8s.io/v1/namespaces/{namespace}/events/e4",
+        content=json.dumps(applied),
+        params={"fieldManager": "other"},
+        headers={"Content-Type": "application/apply-patch+yaml"},
+    )
+
+    assert answer.status_code == 409
+    assert answer.json()["details"]["causes"][0]["field"] == ".note"
+    assert 'conflict with "recorder" using v1' in answer.json()["message"]

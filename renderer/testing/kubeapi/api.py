@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import apply, deletion, errors, objects, reads, watch, writes
-from .managed import Tracker
+from .managed import Entry, Tracker
 from .protocol import Request, Response, status_response
 from .resources import Resource, build_resources
 from .routing import Target, resolve
@@ -28,6 +28,9 @@ class Api:
         self.by_path = {(r.group, r.version, r.plural): r for r in self.resources}
         self.storage_resources = {r.store_key: r for r in self.resources if r.to_view is None}
         self.trackers: dict[int, Tracker] = {}
+        self.views: dict[str, dict[str, Resource]] = {}
+        for resource in self.resources:
+            self.views.setdefault(resource.store_key, {})[resource.api_version] = resource
         self.bookmark_interval = bookmark_interval
         self.reset()
 
@@ -40,10 +43,34 @@ class Api:
                 body = {"metadata": {"name": name}}
                 writes.create_object(self, namespaces, body, manager="kube-apiserver")
 
+    def entries_in_view(self, resource: Resource, entries: list[Entry]) -> list[Entry]:
+        """Translate the field paths of entries recorded through other versions of the
+        same object (core and events.k8s.io Events) into this resource's paths."""
+        return [
+            self._translated(resource, entry, entry.api_version, resource.api_version)
+            for entry in entries
+        ]
+
+    def entries_in_own_versions(self, resource: Resource, entries: list[Entry]) -> list[Entry]:
+        """Translate entries back to the paths of the version each was recorded with."""
+        return [
+            self._translated(resource, entry, resource.api_version, entry.api_version)
+            for entry in entries
+        ]
+
+    def _translated(self, resource: Resource, entry: Entry, source: str, target: str) -> Entry:
+        if source == target:
+            return entry
+        views = self.views.get(resource.store_key, {})
+        if source not in views or target not in views:
+            return entry
+        to_storage = views[source].renames
+        from_storage = {old: new for new, old in views[target].renames.items()}
+        copy = entry.copy()
+        copy.fields = {_renamed(path, to_storage, from_storage) for path in entry.fields}
+        return copy
+
     def tracker(self, resource: Resource) -> Tracker:
-        # NOTE: each view has its own field paths, so managers of core/v1 Events and of
-        # events.k8s.io/v1 Events do not see each other's fields in conflicts and
-        # pruning. kube-apiserver converts field sets between versions.
         tracker = self.trackers.get(id(resource))
         if tracker is None:
             ignored = {
@@ -119,3 +146,14 @@ class Api:
             return handler(self, target, request)
         except errors.ApiError as error:
             return status_response(error)
+
+
+def _renamed(
+    path: tuple[str, ...], to_storage: dict[str, str], from_storage: dict[str, str]
+) -> tuple[str, ...]:
+    """Rename the top-level field of a path from one view to another."""
+    if not path or not path[0].startswith("f:"):
+        return path
+    name = to_storage.get(path[0][2:], path[0][2:])
+    name = from_storage.get(name, name)
+    return ("f:" + name, *path[1:])

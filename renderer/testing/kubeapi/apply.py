@@ -54,7 +54,7 @@ def apply(api: Api, target: Target, request: Request) -> Response:
                 resource, live, meta.get("uid", ""), meta.get("resourceVersion", "")
             )
             live_view = without_managed(api.view(resource, live))
-            entries = live_entries(live)
+            entries = api.entries_in_view(resource, live_entries(live))
 
         merged, entries = api.tracker(resource).apply(
             entries,
@@ -65,6 +65,7 @@ def apply(api: Api, target: Target, request: Request) -> Response:
             force=opts.force,
             now=now(),
         )
+        entries = api.entries_in_own_versions(resource, entries)
         merged = _sync_last_applied(merged, config, opts.manager)
         stored = _to_stored(api, resource, merged)
         if live is None:

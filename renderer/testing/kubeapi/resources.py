@@ -18,6 +18,7 @@ from .fieldpath import Struct
 from .schemas import (
     ACCESS_REVIEW_SCHEMA,
     CORE_EVENT_SCHEMA,
+    EVENT_FIELD_MAP,
     EVENTS_V1_SCHEMA,
     LEASE_SCHEMA,
     NAMESPACE_SCHEMA,
@@ -64,6 +65,7 @@ class Resource:
     reset_fields: tuple[str, ...] = ()
     categories: list[str] = field(default_factory=list)
     verbs: tuple[str, ...] = tuple(ALL_VERBS)
+    renames: dict[str, str] = field(default_factory=dict)
 
     @property
     def api_version(self) -> str:
@@ -266,6 +268,7 @@ def _v1_events() -> Resource:
         storage="events",
         to_view=event_to_v1,
         from_view=event_from_v1,
+        renames={new: old for old, new in EVENT_FIELD_MAP.items()},
         columns=[NAME_COLUMN, AGE_COLUMN],
     )
 

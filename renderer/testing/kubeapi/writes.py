@@ -73,7 +73,7 @@ def create_object(
 
         view = objects.canonical(resource, obj) if resource.to_view else obj
         stored = objects.canonical(storage, api.to_storage(resource, view))
-        entries = request_entries(stored) or []
+        entries = api.entries_in_view(resource, request_entries(stored) or [])
         reset = managed.is_reset_request(meta.get("managedFields"))
         if not reset:
             tracker = api.tracker(resource)
@@ -86,6 +86,7 @@ def create_object(
                 api_version=resource.api_version,
                 now=now(),
             )
+            entries = api.entries_in_own_versions(resource, entries)
         stored = objects.prepare_create(storage, stored)
         stored = system_fields_for_create(stored)
         stored = with_managed(stored, [] if reset else entries)
@@ -150,7 +151,7 @@ def replace_object(
     reset = managed.is_reset_request(meta.get("managedFields"))
     entries: list[managed.Entry] = []
     if not reset:
-        entries = request_entries(stored) or live_entries(live)
+        entries = api.entries_in_view(resource, request_entries(stored) or live_entries(live))
         tracker = api.tracker(resource)
         entries = tracker.update(
             entries,
@@ -160,6 +161,7 @@ def replace_object(
             api_version=resource.api_version,
             now=now(),
         )
+        entries = api.entries_in_own_versions(resource, entries)
     stored = with_managed(stored, entries)
     return commit_update(api, resource, live, stored, dry_run=dry_run)
 
