@@ -224,6 +224,8 @@ def validate_secret(secret: dict[str, Any], decoded: dict[str, bytes]) -> list[F
             found.append(FieldError("Invalid value", f"data[{key}]", problem, key))
         total += len(decoded[key])
     if total > MAX_SECRET_SIZE:
+        # NOTE: worded as apimachinery's field.TooLong wrote it up to 1.31; 1.32 may
+        # word the detail differently. The field, reason and code are the same.
         found.append(FieldError("Too long", "data", f"must have at most {MAX_SECRET_SIZE} bytes"))
     found += _validate_secret_type(secret, decoded)
     return found
