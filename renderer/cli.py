@@ -67,7 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="base URL of kubestash for the externalsecret format",
     )
 
-    commands.add_parser("serve", parents=[settings_parent], help="run the service")
+    serve = commands.add_parser("serve", parents=[settings_parent], help="run the service")
+    serve.add_argument(
+        "--host", default="0.0.0.0", help="address to listen on (default: every address)"
+    )
     demo = commands.add_parser(
         "demo", parents=[settings_parent], help="run kubestash against local stand-ins"
     )
@@ -93,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from renderer.service import run
 
-        return run(settings)
+        return run(settings, host=args.host)
     from renderer.demo import run_demo
 
     return run_demo(settings, once=args.once)

@@ -90,7 +90,7 @@ class Syncer:
             result = self._begin("full", trigger, dry_run)
             with self._failures(result):
                 self._full(result, allow_mass_delete=allow_mass_delete, deadline=deadline)
-            return self._end(result)
+            return self._end(result, deadline)
 
     def sync_secrets(
         self,
@@ -106,7 +106,7 @@ class Syncer:
             result = self._begin("incremental", trigger, self.settings.dry_run)
             with self._failures(result):
                 self._incremental(result, wanted, deadline, allow_mass_delete)
-            return self._end(result)
+            return self._end(result, deadline)
 
     def apply_stream_record(self, record: dict[str, Any]) -> SecretRef | None:
         """Update the index from one DynamoDB Streams record; return the Secret it names.
@@ -143,7 +143,8 @@ class Syncer:
         return parsed.ref
 
     def _begin(self, kind: str, trigger: str, dry_run: bool) -> SyncResult:
-        self._abandon.clear()
+        # The abandon flag is cleared when a sync ends, not here: the scheduler may ask to
+        # abandon a sync whose thread has not reached this point yet.
         result = SyncResult(uuid.uuid4().hex[:8], trigger, kind, dry_run, time.time())
         self._progress = (result.sync_id, "start", time.monotonic())
         logger.info(
@@ -155,9 +156,14 @@ class Syncer:
         )
         return result
 
-    def _end(self, result: SyncResult) -> SyncResult:
+    def _end(self, result: SyncResult, deadline: float | None) -> SyncResult:
         result.finished_at = time.time()
         self._progress = None
+        self._abandon.clear()
+        if deadline is not None and time.monotonic() > deadline and result.result == "success":
+            # Nothing was left to apply after the deadline, but the sync still overran it.
+            result.result = "timeout"
+            result.error = f"the sync ran past its deadline in step {result.step}"
         metrics.sync_total.labels(result.trigger, result.result).inc()
         metrics.sync_duration_seconds.labels(result.kind).observe(result.seconds)
         if result.kind == "full" and result.result == "success" and not result.dry_run:
@@ -245,6 +251,10 @@ class Syncer:
         with self._step(result, "apply"):
             outcomes = self._execute(result, plans, deadline)
         self._finish(result, plans, outcomes, desired)
+        if result.result != "blocked":
+            # The guard of the next incremental sync measures against what this sync left
+            # managed, not what it found: after a first sync the live count was zero.
+            self._managed_keys = sum(len(secret.data) for secret in desired.values())
 
     def _incremental(
         self,
