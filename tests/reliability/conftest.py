@@ -17,22 +17,19 @@ import pytest
 
 from renderer.kube import KubeClient
 from renderer.scheduler import ScheduleTiming
-from renderer.service import Service
 from renderer.settings import RateLimit, Settings
 from renderer.source import CredstashTable
-from renderer.stream import StreamTiming
 from renderer.sync import Syncer
 from renderer.testing.aws import CredstashStore
 from renderer.testing.kubeapi import KubeAPIServer, RequestRecord
 
-from .processes import ServiceThread
+from .processes import ServiceThread, start_service
 from .support import Cluster, Values, metrics_text, token
 
 NAMESPACES = ("team", "other")
 EXCLUDED = frozenset({"kube-system", "kubestash"})
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 API_KEY = "reliability-api-key"
-FAST_STREAM = StreamTiming(poll_interval=0.05, describe_interval=0.5, restart_initial=0.1)
 
 
 @dataclass
@@ -105,23 +102,15 @@ class Rig:
         timing: ScheduleTiming | None = None,
     ) -> ServiceThread:
         """Start service mode in this process with a Syncer of its own."""
-        settings = settings or self.service_settings()
-        session = self.store.server.session()
-        kube = KubeClient(settings, kubeconfig=kubeconfig or self.kubeconfig)
-        syncer = Syncer(settings, kube=kube, session=session)
-        self.syncers.append(syncer)
-        service = Service(
-            settings,
-            host="127.0.0.1",
-            syncer=syncer,
-            kube=kube,
-            session=session,
-            stream_timing=FAST_STREAM,
-            schedule_timing=timing,
+        running = start_service(
+            settings or self.service_settings(),
+            session=self.store.server.session(),
+            kubeconfig=kubeconfig or self.kubeconfig,
+            timing=timing,
         )
-        running = ServiceThread(service)
+        self.syncers.append(running.service.syncer)
         self.services.append(running)
-        return running.start()
+        return running
 
     def requests(self) -> list[RequestRecord]:
         """The request log once it stops growing.

@@ -16,12 +16,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 
+from renderer.kube import KubeClient
+from renderer.scheduler import ScheduleTiming
 from renderer.service import Service
+from renderer.settings import Settings
+from renderer.stream import StreamTiming
+from renderer.sync import Syncer
 from renderer.testing.aws import free_port
 
 REPO = Path(__file__).resolve().parents[2]
+FAST_STREAM = StreamTiming(poll_interval=0.05, describe_interval=0.5, restart_initial=0.1)
 
 
 class ServiceThread:
@@ -49,14 +56,40 @@ class ServiceThread:
 
         return self.call(read)
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Stop the service as SIGTERM would; return Service.stop's answer (True when every
+        sync thread finished), or True when it was stopped already."""
         if self.http is not None:
             self.http.close()
             self.http = None
+        finished = True
         if self.thread.is_alive():
-            self.call(self.service.stop)
+            finished = self.call(self.service.stop)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(timeout=10)
+        return finished
+
+
+def start_service(
+    settings: Settings,
+    *,
+    session: boto3.Session,
+    kubeconfig: str,
+    timing: ScheduleTiming | None = None,
+) -> ServiceThread:
+    """Start service mode in this process with a Syncer and clients of its own."""
+    kube = KubeClient(settings, kubeconfig=kubeconfig)
+    syncer = Syncer(settings, kube=kube, session=session)
+    service = Service(
+        settings,
+        host="127.0.0.1",
+        syncer=syncer,
+        kube=kube,
+        session=session,
+        stream_timing=FAST_STREAM,
+        schedule_timing=timing,
+    )
+    return ServiceThread(service).start()
 
 
 class ServiceProcess:
