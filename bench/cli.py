@@ -10,6 +10,7 @@ import logging
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     started_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     started = time.monotonic()
     load_before = os.getloadavg()
+    commit_before = git_commit()
     world = World(workdir)
     world.start()
     try:
@@ -115,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         # Other processes on the machine slow every contender; the load shows how much.
         "load_average": {"start": load_before, "end": os.getloadavg()},
         "versions": versions(),
+        "commit": {"start": commit_before, "end": git_commit()},
         "options": {key: str(value) for key, value in vars(options).items()},
         "sizes": [vars(result) for result in results],
     }
@@ -140,6 +143,24 @@ def machine() -> dict[str, object]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+def git_commit() -> str:
+    """Return the checked-out commit, with "+changes" when the work tree differs from it."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{head}+changes" if dirty else head or "unknown"
 
 
 def versions() -> dict[str, str]:

@@ -42,10 +42,10 @@ def render(run: dict[str, Any]) -> str:
         f"- Machine: {machine['cores']} cores ({machine['cpu']}), "
         f"{machine['memory_bytes'] / 1024**3:.1f} GiB memory, Python {machine['python']}, "
         f"{machine['platform']}",
-        f"- Run: {run['started_at']}, {run['seconds'] / 60:.1f} minutes in total; "
-        f"1-minute load average {run['load_average']['start'][0]:.1f} at the start and "
-        f"{run['load_average']['end'][0]:.1f} at the end",
-        f"- Software: {', '.join(f'{k} {v}' for k, v in sorted(run['versions'].items()))}",
+        f"- Run: {run['started_at']}, {run['seconds'] / 60:.1f} minutes in total; {load_text(run)}",
+        f"- Software: {', '.join(f'{k} {v}' for k, v in sorted(run['versions'].items()))}; "
+        f"kubestash at commit {run.get('commit', {}).get('start', 'unknown')} at the start "
+        f"and {run.get('commit', {}).get('end', 'unknown')} at the end",
         "",
         "![wall time and calls against table size](chart.png)",
         "",
@@ -61,6 +61,16 @@ def render(run: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def load_text(run: dict[str, Any]) -> str:
+    load = run.get("load_average")
+    if not load:
+        return "load average not recorded"
+    return (
+        f"1-minute load average {load['start'][0]:.1f} at the start and "
+        f"{load['end'][0]:.1f} at the end"
+    )
+
+
 def render_size(size: dict[str, Any]) -> list[str]:
     lines = [
         f"## {size['size']:,} keys",
@@ -69,8 +79,8 @@ def render_size(size: dict[str, Any]) -> list[str]:
         f"{size['secrets']:,} Secrets in 50 namespaces); filling took "
         f"{size['fill_seconds']:.1f} s; {size['segments']} Scan segment(s).",
         "",
-        "| run | wall s | × floor | KMS Decrypt | DynamoDB requests | Kubernetes requests "
-        "(Secrets, by verb) | peak RSS MiB |",
+        "| run | wall s | × floor | KMS Decrypt | DynamoDB requests | Kubernetes requests by verb "
+        "(and resource, if not Secrets) | peak RSS MiB |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     phases = size["phases"]
