@@ -122,6 +122,10 @@ class ServiceProcess:
         except httpx.TransportError:
             return None
 
+    def ready(self) -> bool:
+        answer = self.get("/readyz")
+        return answer is not None and answer.status_code == 200
+
     def status(self) -> dict[str, Any]:
         answer = self.get("/status")
         return answer.json() if answer is not None and answer.status_code == 200 else {}

@@ -189,7 +189,9 @@ def test_failed_secret_list_writes_nothing(rig: Rig) -> None:
     rig.put("team/first/A")
     rig.kubeapi.clear_requests()
 
-    rig.kubeapi.faults.add({"verb": "list", "path": "/secrets$", "action": "status", "status": 500})
+    # RBAC taking away the list permission: 403 is final, so the sync stops at once.
+    forbidden = {"verb": "list", "path": "/secrets$", "action": "status", "status": 403}
+    rig.kubeapi.faults.add(forbidden)
     result = syncer.full_sync(trigger="test")
 
     assert result.result == "failed"

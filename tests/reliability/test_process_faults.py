@@ -82,11 +82,6 @@ def applied(rig: Rig) -> int:
     return sum(1 for record in rig.kubeapi.requests if record.verb == "patch" and record.code < 300)
 
 
-def ready(process: ServiceProcess) -> bool:
-    answer = process.get("/readyz")
-    return answer is not None and answer.status_code == 200
-
-
 def assert_converged(rig: Rig, values: dict[str, str]) -> None:
     assert rig.cluster.managed() == expected_secrets(values)
     for secret in rig.cluster.secrets("team"):
@@ -106,7 +101,7 @@ def test_sigkill_mid_sync_then_restart_converges(rig: Rig, processes: Processes)
     values.update(table(rig, 2, [name for name in NAMES if name.endswith("KEY_0")]))
     second = processes.start()
 
-    wait_until(lambda: ready(second))
+    wait_until(second.ready)
     assert_converged(rig, values)
     processes.assert_no_leak()
 
@@ -139,7 +134,7 @@ def test_sigterm_mid_apply_leaves_no_half_secret(rig: Rig, processes: Processes)
 
     rig.kubeapi.faults.clear()
     again = processes.start()
-    wait_until(lambda: ready(again))
+    wait_until(again.ready)
     assert_converged(rig, new)
     processes.assert_no_leak()
 
