@@ -25,7 +25,6 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -33,111 +32,25 @@ from botocore.exceptions import ClientError
 from tenacity import AsyncRetrying, retry_if_exception, stop_never, wait_exponential_jitter
 
 from renderer import metrics
+from renderer.shards import (
+    EXPIRED,
+    NOT_FOUND,
+    TRIMMED,
+    RecordFailed,
+    Shard,
+    StreamTiming,
+    describe_error,
+    describe_shards,
+    discover_stream_arn,
+    error_code,
+    forget_lag,
+    is_throttled,
+    shard_from_description,
+)
 
 logger = logging.getLogger(__name__)
 
-EXPIRED = "ExpiredIteratorException"
-TRIMMED = "TrimmedDataAccessException"
-NOT_FOUND = "ResourceNotFoundException"
-THROTTLED = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "LimitExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-    }
-)
-
-
-@dataclass(frozen=True)
-class StreamTiming:
-    """Polling and backoff intervals in seconds; tests shorten them."""
-
-    # DynamoDB Streams serves about four GetRecords calls per second per shard.
-    poll_interval: float = 1.0
-    describe_interval: float = 60.0
-    throttle_initial: float = 0.5
-    throttle_max: float = 20.0
-    restart_initial: float = 1.0
-    restart_max: float = 60.0
-    restart_reset: float = 600.0
-    max_record_failures: int = 5
-
-
-class RecordFailed(Exception):
-    """Syncer.apply_stream_record raised for one record."""
-
-    def __init__(self, shard_id: str, sequence_number: str, cause: Exception):
-        super().__init__(
-            f"record {sequence_number} of shard {shard_id} failed: {type(cause).__name__}"
-        )
-        self.sequence_number = sequence_number
-
-
-@dataclass
-class Shard:
-    """Reading position and counters of one shard."""
-
-    shard_id: str
-    parent_id: str | None
-    start: str
-    closed: bool = False
-    status: str = "waiting"
-    iterator: str | None = None
-    sequence_number: str | None = None
-    records: int = 0
-    restarts: int = 0
-    lag_seconds: float | None = None
-    last_error: str | None = None
-    recovering: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "shard_id": self.shard_id,
-            "parent_shard_id": self.parent_id,
-            "status": self.status,
-            "sequence_number": self.sequence_number,
-            "records": self.records,
-            "lag_seconds": self.lag_seconds,
-            "restarts": self.restarts,
-            "last_error": self.last_error,
-        }
-
-
-def error_code(error: BaseException) -> str | None:
-    if isinstance(error, ClientError):
-        return error.response.get("Error", {}).get("Code")
-    return None
-
-
-def discover_stream_arn(dynamodb: Any, table: str) -> str:
-    """Return the table's latest stream ARN (DescribeTable's LatestStreamArn)."""
-    description = dynamodb.describe_table(TableName=table)["Table"]
-    arn = description.get("LatestStreamArn")
-    enabled = description.get("StreamSpecification", {}).get("StreamEnabled", bool(arn))
-    if not arn or not enabled:
-        raise LookupError(
-            f"table {table!r} has no enabled stream; enable one with view type NEW_IMAGE "
-            "or NEW_AND_OLD_IMAGES, set STREAM_ARN, or set STREAM_ENABLED=false"
-        )
-    return arn
-
-
-def describe_shards(client: Any, stream_arn: str) -> list[dict[str, Any]]:
-    """Return every shard of the stream, following DescribeStream's pages."""
-    shards: list[dict[str, Any]] = []
-    request: dict[str, Any] = {"StreamArn": stream_arn}
-    while True:
-        description = client.describe_stream(**request)["StreamDescription"]
-        shards.extend(description.get("Shards", []))
-        last = description.get("LastEvaluatedShardId")
-        if not last:
-            return shards
-        request["ExclusiveStartShardId"] = last
-
-
-def _is_throttled(error: BaseException) -> bool:
-    return error_code(error) in THROTTLED
+__all__ = ["StreamReaders", "StreamTiming", "describe_shards", "discover_stream_arn"]
 
 
 class StreamReaders:
@@ -180,7 +93,7 @@ class StreamReaders:
         except Exception as error:
             logger.error(
                 "could not position the stream readers: %s; retrying in the background",
-                _describe(error),
+                describe_error(error),
             )
         self._describer = asyncio.create_task(
             self._supervise("describe", self._describe_loop), name="stream-describe"
@@ -212,7 +125,7 @@ class StreamReaders:
             describe_shards, client=self._client, stream_arn=self.stream_arn
         )
         for entry in described:
-            shard = _shard_from(entry, start="LATEST")
+            shard = shard_from_description(entry, start="LATEST")
             if shard.closed:
                 # Records of shards closed before start-up are covered by the start-up scan.
                 shard.status = "before-start"
@@ -259,7 +172,7 @@ class StreamReaders:
         for entry in described:
             known = self.shards.get(entry["ShardId"])
             if known is None:
-                shard = _shard_from(entry, start="TRIM_HORIZON")
+                shard = shard_from_description(entry, start="TRIM_HORIZON")
                 self.shards[shard.shard_id] = shard
                 logger.info("stream: new shard %s (parent %s)", shard.shard_id, shard.parent_id)
             elif "EndingSequenceNumber" in entry.get("SequenceNumberRange", {}):
@@ -273,7 +186,7 @@ class StreamReaders:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         for shard_id in self.shards:
-            _forget_lag(shard_id)
+            forget_lag(shard_id)
         self.shards.clear()
 
     def _launch_ready_shards(self) -> None:
@@ -307,7 +220,7 @@ class StreamReaders:
                 logger.error(
                     "stream reader for %s failed: %s; restarting in %.1f seconds",
                     label,
-                    _describe(error),
+                    describe_error(error),
                     delay,
                     exc_info=not isinstance(error, ClientError),
                 )
@@ -379,7 +292,7 @@ class StreamReaders:
             )
 
         retrying = AsyncRetrying(
-            retry=retry_if_exception(_is_throttled),
+            retry=retry_if_exception(is_throttled),
             wait=wait_exponential_jitter(
                 multiplier=self._timing.throttle_initial,
                 max=self._timing.throttle_max,
@@ -487,27 +400,8 @@ class StreamReaders:
     def _finish(self, shard: Shard, reason: str) -> None:
         shard.status = "finished"
         shard.iterator = None
-        _forget_lag(shard.shard_id)
+        forget_lag(shard.shard_id)
         self._tasks.pop(shard.shard_id, None)
         logger.info("stream: shard %s finished: %s", shard.shard_id, reason)
         self._launch_ready_shards()
         self._describe_now.set()
-
-
-def _shard_from(entry: dict[str, Any], *, start: str) -> Shard:
-    closed = "EndingSequenceNumber" in entry.get("SequenceNumberRange", {})
-    return Shard(entry["ShardId"], entry.get("ParentShardId"), start, closed=closed)
-
-
-def _forget_lag(shard_id: str) -> None:
-    try:
-        metrics.stream_lag_seconds.remove(shard_id)
-    except KeyError:
-        pass
-
-
-def _describe(error: BaseException) -> str:
-    code = error_code(error)
-    if code:
-        return f"{code}: {error}"
-    return f"{type(error).__name__}: {error}"
