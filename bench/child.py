@@ -91,5 +91,7 @@ def _converse(world: World, child: subprocess.Popen[str], app: str) -> dict[str,
             calls=calls_of(delta, app) if delta else Calls({}, {}),
             details=message.get("details", {}),
         )
+        # Other work on the machine slows the phase down; the load shows how busy it was.
+        phases[name].details["load_average_1m"] = round(os.getloadavg()[0], 2)
         logger.info("%s %s: %.2f s, %s", app, name, phases[name].seconds, phases[name].calls)
     return phases

@@ -189,9 +189,9 @@ def run_burst(args: argparse.Namespace, dynamodb: Any, kms: Any, applier: Applie
     The scan that finds those items is not timed: a stream record carries the new item.
     """
     with open(args.burst_secrets) as handle:
-        wanted = {tuple(pair) for pair in json.load(handle)}
+        requested = {tuple(pair) for pair in json.load(handle)}
     latest = scan(dynamodb, args.table, args.segments)
-    rows = [row for key, row in latest.items() if (secret_of(key) or ("",))[:2] in wanted]
+    rows = [row for key, row in latest.items() if (secret_of(key) or ("",))[:2] in requested]
     with protocol.phase("burst") as details:
         secrets = group(decrypt(kms, rows, args.decrypt_workers))
         details.update(valid_items=len(rows), secrets=len(secrets))

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Options:
-    """What to run; the defaults are the full benchmark."""
+    """Scenario selection and concurrency; the defaults run the full benchmark."""
 
     changes: int = 60
     burst_secrets: int = 100

@@ -52,49 +52,11 @@ def evaluate(run: dict[str, Any]) -> list[Check]:
 def size_checks(size: dict[str, Any]) -> list[Check]:
     keys = f"{size['size']:,} keys"
     phases = size["phases"]
-    checks: list[Check] = []
-    cold, warm = phases.get("kubestash cold"), phases.get("kubestash warm")
-    if warm:
-        checks.append(
-            Check(
-                f"{keys}: warm sync makes 0 KMS calls", f"{decrypts(warm):,}", decrypts(warm) == 0
-            )
-        )
-        checks.append(
-            Check(
-                f"{keys}: warm sync makes 0 Kubernetes writes",
-                f"{writes(warm):,}",
-                writes(warm) == 0,
-            )
-        )
-    if cold:
-        checks.append(
-            Check(
-                f"{keys}: cold sync KMS calls = latest valid items ({size['size']:,})",
-                f"{decrypts(cold):,}",
-                decrypts(cold) == size["size"],
-            )
-        )
-        checks.append(
-            Check(
-                f"{keys}: cold sync Kubernetes writes = Secrets ({size['secrets']:,})",
-                f"{writes(cold):,} ({writes(cold, secrets_only=True):,} on Secrets)",
-                writes(cold) == size["secrets"],
-            )
-        )
-    floor = phases.get("floor cold")
-    if cold and floor:
-        ratio = cold["seconds"] / floor["seconds"]
-        checks.append(
-            Check(
-                f"{keys}: cold sync wall time ≤ {COLD_FLOOR_RATIO} × floor",
-                f"{ratio:.2f} × ({cold['seconds']:.1f} s against {floor['seconds']:.1f} s)",
-                ratio <= COLD_FLOOR_RATIO,
-            )
-        )
+    checks = warm_checks(keys, phases.get("kubestash warm"))
+    checks += cold_checks(keys, size, phases.get("kubestash cold"), phases.get("floor cold"))
     checks += v1_checks(keys, phases)
     checks += stream_checks(keys, size.get("stream") or {})
-    if size["size"] >= LARGE_TABLE and cold:
+    if size["size"] >= LARGE_TABLE and "kubestash cold" in phases:
         peak = max(
             phase["peak_rss_bytes"]
             for name, phase in phases.items()
@@ -105,6 +67,48 @@ def size_checks(size: dict[str, Any]) -> list[Check]:
                 f"{keys}: peak RSS under 500 MB",
                 f"{peak / 1e6:.0f} MB ({peak / 2**20:.0f} MiB)",
                 peak < PEAK_RSS_LIMIT,
+            )
+        )
+    return checks
+
+
+def warm_checks(keys: str, warm: dict[str, Any] | None) -> list[Check]:
+    if not warm:
+        return []
+    return [
+        Check(f"{keys}: warm sync makes 0 KMS calls", f"{decrypts(warm):,}", decrypts(warm) == 0),
+        Check(
+            f"{keys}: warm sync makes 0 Kubernetes writes",
+            f"{writes(warm):,} ({writes(warm, secrets_only=True):,} on Secrets)",
+            writes(warm) == 0,
+        ),
+    ]
+
+
+def cold_checks(
+    keys: str, size: dict[str, Any], cold: dict[str, Any] | None, floor: dict[str, Any] | None
+) -> list[Check]:
+    if not cold:
+        return []
+    checks = [
+        Check(
+            f"{keys}: cold sync KMS calls = latest valid items ({size['size']:,})",
+            f"{decrypts(cold):,}",
+            decrypts(cold) == size["size"],
+        ),
+        Check(
+            f"{keys}: cold sync Kubernetes writes = Secrets ({size['secrets']:,})",
+            f"{writes(cold):,} ({writes(cold, secrets_only=True):,} on Secrets)",
+            writes(cold) == size["secrets"],
+        ),
+    ]
+    if floor:
+        ratio = cold["seconds"] / floor["seconds"]
+        checks.append(
+            Check(
+                f"{keys}: cold sync wall time ≤ {COLD_FLOOR_RATIO} × floor",
+                f"{ratio:.2f} × ({cold['seconds']:.1f} s against {floor['seconds']:.1f} s)",
+                ratio <= COLD_FLOOR_RATIO,
             )
         )
     return checks

@@ -1,4 +1,4 @@
-"""The benchmark's credstash table: which names it holds and how it is filled.
+"""The benchmark's credstash table: the names it contains and how it is filled.
 
 A workload of N keys has N latest valid items: 10 keys per Secret, Secrets spread over 50
 namespaces, every tenth name with two or three versions. A few names are ignored (not
@@ -67,7 +67,7 @@ def key_name(index: int) -> str:
 
 
 def version_count(index: int) -> int:
-    """Every tenth name has two or three versions; the others have one."""
+    """Return 2 or 3 for every tenth name and 1 for the others."""
     if index % 10 != 0:
         return 1
     return 2 + (index // 10) % 2
