@@ -21,6 +21,7 @@ from renderer.settings import Settings
 from renderer.testing.aws import CredstashStore, MotoServer, free_port
 
 NAMESPACES = ("demo", "payments", "web")
+DEMO_API_KEY = "demo-render-key"
 
 # Fake values for the demo table; kubestash itself never prints them.
 SEED = (
@@ -144,7 +145,10 @@ def run_demo(settings: Settings, *, once: bool = False) -> int:
         seed(store)
         port = settings.port if "PORT" in os.environ else free_port()
         demo_settings = settings.replace(
-            dry_run=False, port=port, wait_time=min(settings.wait_time, 2.0)
+            dry_run=False,
+            port=port,
+            wait_time=min(settings.wait_time, 2.0),
+            api_key=settings.api_key or DEMO_API_KEY,
         )
         prepare_cluster(demo_settings, kubeconfig)
         print_intro(demo_settings, moto, kubeapi, kubeconfig, store)
@@ -176,6 +180,9 @@ def print_intro(
         f"  kubectl --kubeconfig {kubeconfig} get secrets -A "
         "-l app.kubernetes.io/managed-by=kubestash",
         f"  kubectl --kubeconfig {kubeconfig} get secret app-config -n demo -o yaml",
+        "Force a full sync through the API (the demo's key is shown because it is a demo):",
+        f"  curl -s -X POST -H 'Authorization: Bearer {settings.api_key}' "
+        f"'http://127.0.0.1:{settings.port}/render?wait=true'",
         "Add a key and watch it arrive through the stream:",
         f"  AWS_ENDPOINT_URL={moto.url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
         f"credstash -r {store.region} -t {store.table} put demo/app-config/NEW_KEY value",
@@ -184,12 +191,9 @@ def print_intro(
 
 
 def run_kubestash(settings: Settings, *, once: bool) -> int:
-    try:
+    if not once:
         from renderer import service
-    except ImportError:
-        service = None
 
-    if service is not None and not once:
         print(
             f"\nRunning the service; status page http://127.0.0.1:{settings.port}/ . "
             "Ctrl-C stops the demo.",
@@ -201,8 +205,4 @@ def run_kubestash(settings: Settings, *, once: bool) -> int:
 
     result = Syncer(settings).full_sync(trigger="demo")
     print("\n" + result.summary_text(), flush=True)
-    if once:
-        return result.exit_code
-    print("\nThe servers stay up; Ctrl-C stops the demo.", flush=True)
-    while True:
-        time.sleep(3600)
+    return result.exit_code
