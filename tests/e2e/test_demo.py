@@ -1,4 +1,4 @@
-"""`kubestash demo --once`: the stand-ins start, the seeded table syncs, everything stops."""
+"""`kubestash demo`: the stand-ins start, the seeded table syncs, and Ctrl-C stops everything."""
 
 from __future__ import annotations
 
