@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from renderer import metrics
 from renderer.page import build_context, status_page_route
-from renderer.settings import RateLimit, Settings
+from renderer.settings import RateLimit, SettingError, Settings, parse_bool
 from renderer.webhook import webhook_route
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 RENDER_FLAGS = ("wait", "dry_run", "allow_mass_delete")
 FAILED_AUTH_LIMIT = RateLimit(10, 60)
+# Any other method is counted as "other", so that clients cannot create metric series.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class ServiceView(Protocol):
@@ -105,9 +107,12 @@ def parse_flags(query: Any, allowed: tuple[str, ...]) -> dict[str, bool]:
         if name not in allowed:
             raise QueryError(f"unknown query parameter {name!r}; allowed: {', '.join(allowed)}")
         values = query.getlist(name)
-        if len(values) != 1 or values[0].lower() not in ("true", "false"):
-            raise QueryError(f"query parameter {name!r} must be true or false")
-        flags[name] = values[0].lower() == "true"
+        if len(values) != 1:
+            raise QueryError(f"query parameter {name!r} must be given once, as true or false")
+        try:
+            flags[name] = parse_bool(f"query parameter {name!r}", values[0])
+        except SettingError as exc:
+            raise QueryError(str(exc)) from None
     return flags
 
 
@@ -225,7 +230,8 @@ class RequestMetrics:
             else:
                 await self.app(scope, self._limited(receive), send_counted)
         finally:
-            metrics.http_requests_total.labels(handler, scope["method"], str(status["code"])).inc()
+            method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
+            metrics.http_requests_total.labels(handler, method, str(status["code"])).inc()
 
     def _too_large(self, scope: Scope) -> bool:
         for name, value in scope["headers"]:

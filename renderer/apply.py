@@ -83,24 +83,13 @@ def write_plan(kube: KubeClient, plan: SecretPlan, *, dry_run: bool) -> SecretOu
         else:
             kube.apply_secret(plan.body or {}, dry_run=dry_run)
     except KubeError as exc:
-        return _failed_write(kube, plan, exc, dry_run=dry_run)
+        return _failed_write(kube, plan, exc)
 
-    if plan.keys_failed and not dry_run:
-        kube.create_event(
-            plan.ref,
-            reason="KeysFailed",
-            message=f"kubestash kept the last good value of keys that failed: "
-            f"{', '.join(sorted(plan.keys_failed))}",
-            warning=True,
-            uid=plan.live.uid if plan.live else "",
-        )
     logger.debug("Secret %s %s (%s)", plan.ref, plan.action, done)
     return outcome_of(plan, done)
 
 
-def _failed_write(
-    kube: KubeClient, plan: SecretPlan, error: KubeError, *, dry_run: bool
-) -> SecretOutcome:
+def _failed_write(kube: KubeClient, plan: SecretPlan, error: KubeError) -> SecretOutcome:
     """Report a rejected write; a missing namespace or a non-Opaque Secret is a skip."""
     if error.status == 404 and plan.action != "delete":
         # SSA creates a missing Secret, so a 404 means its namespace does not exist.
@@ -128,8 +117,4 @@ def _failed_write(
 
     message = error.message[:300]
     logger.error("Secret %s failed: %s", plan.ref, message)
-    if plan.live is not None and not dry_run:
-        kube.create_event(
-            plan.ref, reason="SyncFailed", message=message, warning=True, uid=plan.live.uid
-        )
     return outcome_of(plan, "failed", message)

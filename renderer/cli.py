@@ -12,11 +12,17 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import botocore.exceptions
 import kubernetes
 
 from renderer.settings import SettingError, Settings, add_flags, flags_from_args
+
+if TYPE_CHECKING:
+    from renderer.kube import KubeClient
+    from renderer.result import SyncResult
+    from renderer.sync import Syncer
 
 logger = logging.getLogger(__name__)
 
@@ -96,24 +102,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from renderer.service import run
 
+        kube = open_kube_client(settings)
+        if kube is None:
+            return EXIT_CONFIG
+        kube.close()
         return run(settings, host=args.host)
     from renderer.demo import run_demo
 
     return run_demo(settings, once=args.once)
 
 
-def run_sync(settings: Settings, args: argparse.Namespace) -> int:
+def open_kube_client(
+    settings: Settings, *, kubeconfig: str | None = None, context: str | None = None
+) -> KubeClient | None:
+    """Return a Kubernetes client, or print why there is none and return None."""
     from renderer.kube import KubeClient
-    from renderer.sync import Syncer
 
     try:
-        kube = KubeClient(settings, kubeconfig=args.kubeconfig, context=args.context)
+        return KubeClient(settings, kubeconfig=kubeconfig, context=context)
     except (kubernetes.config.ConfigException, OSError) as exc:
         print(
             f"kubestash: no usable Kubernetes configuration ({exc}); "
             "set KUBECONFIG or --kubeconfig, or run in a pod",
             file=sys.stderr,
         )
+        return None
+
+
+def run_sync(settings: Settings, args: argparse.Namespace) -> int:
+    from renderer.sync import Syncer
+
+    kube = open_kube_client(settings, kubeconfig=args.kubeconfig, context=args.context)
+    if kube is None:
         return EXIT_CONFIG
 
     syncer = Syncer(settings, kube=kube)
@@ -127,11 +147,29 @@ def run_sync(settings: Settings, args: argparse.Namespace) -> int:
         return result.exit_code
 
     result = syncer.full_sync(trigger="cli", allow_mass_delete=args.allow_mass_delete)
+    record_events(kube, syncer, result)
     if args.output == "json":
         print(json.dumps(result.to_dict(), indent=2))
     else:
         print(result.summary_text())
     return result.exit_code
+
+
+def record_events(kube: KubeClient, syncer: Syncer, result: SyncResult) -> None:
+    """Write the Events of one sync through the same rate-limited recorder as the service."""
+    from renderer.events import EventRecorder
+
+    if result.dry_run:
+        return
+    recorder = EventRecorder(
+        kube.api_client, dry_run=False, request_timeout=syncer.settings.http_timeout
+    )
+    recorder.start()
+    recorder.record_sync(result)
+    recorder.record_invalid_names(syncer.index.invalid())
+    if not recorder.wait_idle(timeout=30):
+        logger.warning("not every Event of sync %s was written in time", result.sync_id)
+    recorder.stop()
 
 
 def preview_text(preview: list[dict]) -> str:

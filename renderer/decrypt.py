@@ -171,7 +171,11 @@ def _cache_key(item: Item) -> CacheKey:
 
 
 def _material_problem(item: Item) -> str:
-    missing = [field for field in ("key", "contents", "hmac") if not getattr(item, field)]
+    # An empty value encrypts to empty contents, which is a valid item; a data key or an
+    # HMAC is never empty.
+    missing = [field for field in ("key", "hmac") if not getattr(item, field)]
+    if item.contents is None:
+        missing.insert(0, "contents")
     if missing:
         return f"the item has no {', '.join(missing)} attribute"
     if item.digest not in credstash.HASHING_ALGORITHMS:

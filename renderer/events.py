@@ -184,7 +184,10 @@ class EventRecorder:
             failed = _field(outcome, "keys_failed") or {}
             if failed:
                 keys = "; ".join(f"{key}: {failed[key]}" for key in sorted(failed))
-                message = f"Sync {sync_id} kept the last good value of failed keys: {keys}"
+                message = (
+                    f"Sync {sync_id} could not sync keys ({keys}); a key that had a value "
+                    "before keeps it"
+                )
                 self.record(namespace, name, SYNC_FAILED, message)
             if status != "applied":
                 continue

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -267,37 +266,6 @@ class KubeClient:
     def list_namespaces(self) -> set[str]:
         items = self._list_pages("/api/v1/namespaces", {"limit": LIST_PAGE_SIZE})
         return {item["metadata"]["name"] for item in items}
-
-    def create_event(
-        self, ref: SecretRef, *, reason: str, message: str, warning: bool, uid: str = ""
-    ) -> None:
-        """Record a core/v1 Event on a Secret; failures are logged, never raised."""
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
-            "involvedObject": {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "name": ref.name,
-                "namespace": ref.namespace,
-                "uid": uid or None,
-            },
-            "reason": reason,
-            "message": message[:1024],
-            "type": "Warning" if warning else "Normal",
-            "source": {"component": "kubestash"},
-            "reportingComponent": "kubestash",
-            "reportingInstance": self.settings.pod_name or "kubestash",
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-        try:
-            self.request("create", "POST", f"/api/v1/namespaces/{ref.namespace}/events", body=body)
-        except KubeError as exc:
-            logger.warning("Could not record Event %s on Secret %s: %s", reason, ref, exc)
 
 
 def _dry_run(dry_run: bool) -> str | None:

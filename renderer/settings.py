@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -54,16 +55,29 @@ def parse_bool(name: str, raw: str) -> bool:
     raise SettingError(f"{name} has value {raw!r}, which is not a boolean; use true or false.")
 
 
-def parse_number(name: str, raw: str, *, minimum: float, integer: bool = False) -> float | int:
+def parse_number(
+    name: str,
+    raw: str,
+    *,
+    minimum: float,
+    maximum: float = math.inf,
+    integer: bool = False,
+) -> float | int:
+    kind = "a whole number" if integer else "a number"
     try:
         value = int(raw) if integer else float(raw)
     except ValueError:
-        kind = "a whole number" if integer else "a number"
         raise SettingError(
             f"{name} has value {raw!r}, which is not {kind}; use {kind} of at least {minimum:g}."
         ) from None
-    if value < minimum or value != value:
-        raise SettingError(f"{name} has value {raw!r}; it must be at least {minimum:g}.")
+    if not math.isfinite(value):
+        raise SettingError(f"{name} has value {raw!r}, which is not a finite number; use {kind}.")
+    if value < minimum or value > maximum:
+        raise SettingError(
+            f"{name} has value {raw!r}; use {kind} from {minimum:g} to {maximum:g}."
+            if maximum != math.inf
+            else f"{name} has value {raw!r}; it must be at least {minimum:g}."
+        )
     return value
 
 
@@ -101,6 +115,11 @@ def parse_context(name: str, raw: str) -> dict[str, str]:
             raise SettingError(
                 f"{name} has pair {pair!r} without a key; write it as 'key=value,key=value'."
             )
+        if key.strip() in context:
+            raise SettingError(
+                f"{name} has value {raw!r}, which sets key {key.strip()!r} twice; "
+                "use each encryption context key once."
+            )
         context[key.strip()] = value.strip()
     return context
 
@@ -135,8 +154,12 @@ class Option:
         return "--" + self.variable.lower().replace("_", "-")
 
 
-def _number(minimum: float, integer: bool = False) -> Callable[[str, str], float | int]:
-    return lambda name, raw: parse_number(name, raw, minimum=minimum, integer=integer)
+def _number(
+    minimum: float, maximum: float = math.inf, integer: bool = False
+) -> Callable[[str, str], float | int]:
+    return lambda name, raw: parse_number(
+        name, raw, minimum=minimum, maximum=maximum, integer=integer
+    )
 
 
 def _text(name: str, raw: str) -> str:
@@ -183,16 +206,22 @@ OPTIONS: tuple[Option, ...] = (
         parse_namespaces,
         "'|'-separated namespaces that are never read or written",
     ),
-    Option("wait_time", "WAIT_TIME", "120", _number(0), "debounce seconds after a stream record"),
-    Option("cron_hours", "CRON_HOURS", "3", _number(0.001), "hours between scheduled full syncs"),
+    Option(
+        "wait_time", "WAIT_TIME", "120", _number(0, 86400), "debounce seconds after a stream record"
+    ),
+    Option(
+        "cron_hours", "CRON_HOURS", "3", _number(0.001, 8760), "hours between scheduled full syncs"
+    ),
     Option("verbose", "VERBOSE", "false", parse_bool, "log at DEBUG level"),
     Option("dry_run", "DRY_RUN", "true", parse_bool, "send every write with dryRun=All"),
-    Option("http_timeout", "HTTP_TIMEOUT", "15", _number(0.1), "seconds per Kubernetes request"),
+    Option(
+        "http_timeout", "HTTP_TIMEOUT", "15", _number(0.1, 3600), "seconds per Kubernetes request"
+    ),
     Option(
         "sync_timeout",
         "CREDSTASH_SYNC_TIMEOUT_SECS",
         "300",
-        _number(1),
+        _number(1, 86400),
         "seconds after which a running sync is abandoned",
     ),
     Option(
@@ -241,7 +270,7 @@ OPTIONS: tuple[Option, ...] = (
         lambda n, r: parse_choice(n, r, ("text", "json")),
         "log format: text or json",
     ),
-    Option("port", "PORT", "8080", lambda n, r: _port(n, r), "the HTTP port"),
+    Option("port", "PORT", "8080", lambda n, r: _port(n, r), "the HTTP port (0 picks a free one)"),
     Option("leader_election", "LEADER_ELECTION", "false", parse_bool, "elect a leader on a Lease"),
     Option("lease_name", "LEASE_NAME", "kubestash", _text, "name of the leader-election Lease"),
     Option(
@@ -252,13 +281,17 @@ OPTIONS: tuple[Option, ...] = (
         "namespace of the Lease; empty reads the pod's namespace, else 'default'",
     ),
     Option("pod_name", "POD_NAME", "", _text, "identity in the Lease; empty uses the hostname"),
-    Option("decrypt_workers", "DECRYPT_WORKERS", "16", _number(1, integer=True), "KMS threads"),
-    Option("apply_workers", "APPLY_WORKERS", "8", _number(1, integer=True), "Kubernetes threads"),
+    Option(
+        "decrypt_workers", "DECRYPT_WORKERS", "16", _number(1, 256, integer=True), "KMS threads"
+    ),
+    Option(
+        "apply_workers", "APPLY_WORKERS", "8", _number(1, 256, integer=True), "Kubernetes threads"
+    ),
     Option(
         "scan_segments",
         "SCAN_SEGMENTS",
         "0",
-        _number(0, integer=True),
+        _number(0, 1_000_000, integer=True),
         "parallel Scan segments; 0 picks one segment per 1 MB of table",
     ),
 )
@@ -272,10 +305,8 @@ def _ratio(name: str, raw: str) -> float:
 
 
 def _port(name: str, raw: str) -> int:
-    value = int(parse_number(name, raw, minimum=0, integer=True))
-    if value > 65535:
-        raise SettingError(f"{name} has value {raw!r}; use a TCP port from 1 to 65535.")
-    return value
+    # 0 asks the operating system for a free port, which tests and the demo use.
+    return int(parse_number(name, raw, minimum=0, maximum=65535, integer=True))
 
 
 @dataclass(frozen=True)

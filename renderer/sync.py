@@ -119,6 +119,9 @@ class Syncer:
         keys = change.get("Keys") or {}
         name = (keys.get("name") or {}).get("S", "")
         parsed = parse_name(name, self.settings.namespace_exclude)
+        if parsed.outcome is Outcome.INVALID:
+            logger.warning("Stream record for %r skipped: invalid name: %s", name, parsed.reason)
+            return None
         if parsed.outcome is not Outcome.OK:
             logger.debug("Stream record for %r skipped: %s", name, parsed.reason)
             return None

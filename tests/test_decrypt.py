@@ -108,7 +108,16 @@ def test_item_without_key_attribute_fails(credstash_table, settings):
 
     results, _ = Decryptor(settings).decrypt_many(scan(settings).values())
 
-    assert "has no key, contents, hmac attribute" in results["test/app/EMPTY"].error
+    assert "has no key, hmac attribute" in results["test/app/EMPTY"].error
+
+
+def test_empty_value_decrypts_to_empty_text(credstash_table, settings):
+    credstash_table.put("test/app/EMPTY", "")
+
+    results, _ = Decryptor(settings).decrypt_many(scan(settings).values())
+
+    assert not results["test/app/EMPTY"].error
+    assert results["test/app/EMPTY"].plaintext == ""
 
 
 def test_old_string_hmac_still_decrypts(credstash_table, settings):

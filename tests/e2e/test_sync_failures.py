@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import time
 
 from renderer.compare import ANNOTATION_STATUS
@@ -31,20 +33,27 @@ def test_failed_key_keeps_last_good_value(credstash_table, syncer, kubectl):
     assert result.secrets[0].keys_failed["A"].startswith("KMS decrypt failed")
 
 
-def test_failed_key_is_recorded_as_event(credstash_table, syncer, kubectl):
+def test_failed_key_is_recorded_as_event(credstash_table, syncer, kubectl, cli_env):
     credstash_table.put_many({"test/app/A": "good", "test/app/B": "b"})
     syncer.full_sync(trigger="test")
 
     credstash_table.put("test/app/A", "n3w-value", context={"app": "other"})
     credstash_table.put("test/app/B", "b2")
-    syncer.full_sync(trigger="test")
+    completed = subprocess.run(
+        [sys.executable, "-m", "renderer", "sync"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
+    assert completed.returncode == 1, completed.stderr
     events = json.loads(kubectl.run("get", "events", "-n", "test", "-o", "json").stdout)
-    warnings = [e for e in events["items"] if e["reason"] == "KeysFailed"]
+    warnings = [e for e in events["items"] if e["reason"] == "SyncFailed"]
     assert len(warnings) == 1
     assert warnings[0]["involvedObject"]["name"] == "app"
     assert warnings[0]["type"] == "Warning"
-    assert "A" in warnings[0]["message"]
+    assert "A: KMS decrypt failed" in warnings[0]["message"]
     assert "n3w-value" not in json.dumps(events)
 
 

@@ -72,7 +72,7 @@ def test_dry_run_returns_preview(stack: Stack, running: RunningService) -> None:
     assert "NEW_KEY" not in (stack.secret_data("team", "app") or {})
 
 
-@pytest.mark.parametrize("query", ["wait=yes", "dry_run=1", "force=true", "wait=true&wait=false"])
+@pytest.mark.parametrize("query", ["wait=maybe", "dry_run=2", "force=true", "wait=true&wait=false"])
 def test_bad_query_is_400(running: RunningService, query: str) -> None:
     answer = running.http.post(f"/render?{query}", headers=BEARER)
     assert answer.status_code == 400
@@ -116,6 +116,24 @@ def test_metrics_count_requests_by_route(running: RunningService) -> None:
     assert 'kubestash_http_requests_total{code="200",handler="/healthz",method="GET"}' in text
     assert 'kubestash_http_requests_total{code="404",handler="other",method="GET"}' in text
     assert "/no/such/page" not in text
+
+
+def test_unknown_methods_share_one_series(running: RunningService) -> None:
+    for method in ("FOO1", "FOO2", "BREW"):
+        running.http.request(method, "/status")
+
+    text = running.http.get("/metrics").text
+
+    assert "FOO1" not in text
+    assert "BREW" not in text
+    assert 'handler="/status",method="other"' in text
+
+
+def test_render_accepts_yes_and_no(running: RunningService) -> None:
+    answer = running.http.post("/render?wait=yes&dry_run=no", headers=BEARER)
+
+    assert answer.status_code == 200
+    assert answer.json()["trigger"] == "render"
 
 
 def test_standby_rejects_render(stack: Stack) -> None:
