@@ -148,8 +148,11 @@ def plan_secret(
                 data[key] = live_data[key]
         removed = []
 
-    added = sorted(key for key in data if key not in owned)
-    changed = sorted(key for key in data if key in owned and live_data.get(key) != data[key])
+    # A key that someone else changed by hand is "changed" even though the other manager
+    # now owns it; a key with the right value that kubestash does not own yet is "added",
+    # because the apply takes ownership of it.
+    changed = sorted(key for key in data if key in live_data and live_data[key] != data[key])
+    added = sorted(key for key in data if key not in owned and key not in changed)
     message = _message(desired, len(data))
     body = build_body(ref, data, live, failed=bool(desired.failed), message=message, now=now)
 

@@ -8,6 +8,7 @@ mode, one sync) with DRY_RUN=false. Ctrl-C stops everything the demo started.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -115,10 +116,13 @@ def prepare_cluster(settings: Settings, kubeconfig: Path) -> None:
         "type": "Opaque",
         "stringData": {"MANUAL_NOTE": "added by hand"},
     }
+    # Written under a field manager of its own, as a person with kubectl would, so that
+    # managedFields show kubestash owning only the table's keys.
     kube.request(
         "create",
         "POST",
         "/api/v1/namespaces/demo/secrets",
+        query={"fieldManager": "kubectl-create"},
         body=manual,
     )
     kube.close()
@@ -159,6 +163,7 @@ def run_demo(settings: Settings, *, once: bool = False) -> int:
         print("\nStopping the demo servers.", flush=True)
         kubeapi.stop()
         moto.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def print_intro(
