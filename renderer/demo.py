@@ -10,16 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from renderer.settings import Settings
 from renderer.testing.aws import CredstashStore, MotoServer, free_port
+from renderer.testing.process import ServerProcess
 
 NAMESPACES = ("demo", "payments", "web")
 DEMO_API_KEY = "demo-render-key"
@@ -52,13 +49,15 @@ NOTES = (
 )
 
 
-class KubeAPIProcess:
+class KubeAPIProcess(ServerProcess):
     """The Kubernetes API test server as a subprocess, writing a kubeconfig for kubectl."""
 
+    name = "the Kubernetes API test server"
+
     def __init__(self, kubeconfig: Path) -> None:
+        super().__init__()
         self.kubeconfig = kubeconfig
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -67,33 +66,8 @@ class KubeAPIProcess:
     def start(self, timeout: float = 30.0) -> KubeAPIProcess:
         command = [sys.executable, "-m", "renderer.testing.kubeapi"]
         command += ["--port", str(self.port), "--kubeconfig", str(self.kubeconfig)]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"the Kubernetes API test server exited ({self.process.returncode})"
-                )
-            try:
-                urllib.request.urlopen(f"{self.url}/version", timeout=1).close()
-                if self.kubeconfig.exists():
-                    return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"the Kubernetes API test server did not respond on {self.url}")
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
+        self.launch(command, f"{self.url}/version", timeout=timeout, ready=self.kubeconfig.exists)
+        return self
 
 
 def seed(store: CredstashStore) -> None:

@@ -11,15 +11,15 @@ import codecs
 import logging
 import shutil
 import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from typing import Any
 
 import boto3
 import credstash
+
+from renderer.testing.process import ServerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +37,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class MotoServer:
+class MotoServer(ServerProcess):
     """A moto_server subprocess serving DynamoDB, DynamoDB Streams and KMS on loopback."""
 
+    name = "moto_server"
+
     def __init__(self, port: int = 0, region: str = "us-east-1") -> None:
+        super().__init__()
         self.port = port
         self.region = region
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -54,31 +56,8 @@ class MotoServer:
         executable = shutil.which("moto_server")
         command = [executable] if executable else [sys.executable, "-m", "moto.server"]
         command += ["-H", "127.0.0.1", "-p", str(self.port)]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"moto_server exited with code {self.process.returncode}")
-            try:
-                urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1).close()
-                return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"moto_server did not answer on {self.url} within {timeout:g} s")
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
+        self.launch(command, f"{self.url}/moto-api/", timeout=timeout)
+        return self
 
     def reset(self) -> None:
         """Forget every table, stream and key."""
