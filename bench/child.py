@@ -1,8 +1,8 @@
 """Run one contender in a child process and measure each of its phases.
 
 Every measured sync runs in a child of its own, so its peak RSS is its own: the child
-reports `ru_maxrss` after each phase, and `os.wait4` gives the final figure for the whole
-process. Server-side request counts are read just before and after each phase.
+reports VmHWM (peak RSS since its exec) after each phase. Server-side request counts are
+read just before and after each phase.
 """
 
 from __future__ import annotations
@@ -62,12 +62,12 @@ def run_phases(
         phases = _converse(world, child, app)
         assert child.stdin is not None
         child.stdin.close()
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
+        child.wait()
 
     if child.returncode != 0:
         raise ChildFailed(f"{argv[-4:]} exited with {child.returncode}; see {log_path}")
-    return phases, usage.ru_maxrss * 1024
+    peak = max((phase.peak_rss_bytes for phase in phases.values()), default=0)
+    return phases, peak
 
 
 def _converse(world: World, child: subprocess.Popen[str], app: str) -> dict[str, Phase]:

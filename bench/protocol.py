@@ -32,8 +32,21 @@ def send(message: dict[str, Any]) -> None:
     _channel.flush()
 
 
-def peak_rss_bytes() -> int:
-    # ru_maxrss is in kibibytes on Linux.
+def peak_rss_bytes(pid: int | str = "self") -> int:
+    """Return the peak RSS of a process since its last exec.
+
+    Linux keeps ru_maxrss across execve, and a child started by fork or vfork inherits
+    the parent's high-water mark with it, so getrusage would report the benchmark's own
+    RSS for every child. VmHWM in /proc belongs to the process's current memory map.
+    """
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    # Outside Linux: ru_maxrss (kibibytes on most systems) for this process.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import signal
 import socket
 import statistics
@@ -26,7 +25,7 @@ from typing import Any
 import httpx
 from botocore.config import Config
 
-from bench import workload
+from bench import protocol, workload
 from bench.world import Calls, World, calls_of
 
 logger = logging.getLogger(__name__)
@@ -293,10 +292,9 @@ class ServiceRun:
             self.watch.stop()
         if self.process is None:
             return
+        self.results.peak_rss_bytes = protocol.peak_rss_bytes(self.process.pid)
         self.process.send_signal(signal.SIGTERM)
-        _, status, usage = os.wait4(self.process.pid, 0)
-        self.process.returncode = os.waitstatus_to_exitcode(status)
-        self.results.peak_rss_bytes = usage.ru_maxrss * 1024
+        self.process.wait()
         if self.process.returncode != 0:
             logger.warning("the service exited with %s", self.process.returncode)
         self.process = None
