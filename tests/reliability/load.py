@@ -22,8 +22,8 @@ from renderer.testing.aws import CredstashStore
 from .processes import rss_bytes
 from .support import Cluster, token
 
-# Every soak value starts with this prefix, so one regular expression finds any of them (or
-# their base64 form, which starts "c29hay" at a value's start) in a log or an answer.
+# Every soak value starts with this prefix, so one regular expression finds any of them in a
+# log or a response. The base64 form of a value starts with "c29hay".
 VALUE_PREFIX = "soak"
 LEAKED = re.compile(r"soak-[0-9a-f]{32}|c29hay0[A-Za-z0-9+/]{30}")
 LAG_LINE = re.compile(r"^kubestash_stream_lag_seconds\{[^}]*\} (\S+)$", re.MULTILINE)
@@ -154,16 +154,17 @@ class Checkers:
 
 @dataclass
 class Poll:
-    """Answers of one polled endpoint."""
+    """Response times and failures of one polled endpoint."""
 
     path: str
     seconds: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    codes: dict[int, int] = field(default_factory=dict)
     leaks: int = 0
 
 
 class Poller(threading.Thread):
-    """Calls one endpoint every `interval` seconds and times each answer."""
+    """Calls one endpoint every `interval` seconds and times each response."""
 
     def __init__(
         self,
@@ -195,6 +196,8 @@ class Poller(threading.Thread):
                 self.poll.failures.append(type(error).__name__)
             else:
                 self.poll.seconds.append(time.monotonic() - started)
+                codes = self.poll.codes
+                codes[answer.status_code] = codes.get(answer.status_code, 0) + 1
                 if answer.status_code not in self.expected:
                     self.poll.failures.append(str(answer.status_code))
                 if LEAKED.search(answer.text):
@@ -206,14 +209,19 @@ class Poller(threading.Thread):
 
 
 class StreamLag:
-    """The largest kubestash_stream_lag_seconds value seen in /metrics answers."""
+    """kubestash_stream_lag_seconds as each /metrics response reported it (largest shard)."""
 
     def __init__(self) -> None:
-        self.max_seconds = 0.0
+        self.samples: list[float] = []
 
     def __call__(self, text: str) -> None:
-        for match in LAG_LINE.finditer(text):
-            self.max_seconds = max(self.max_seconds, float(match.group(1)))
+        lags = [float(match.group(1)) for match in LAG_LINE.finditer(text)]
+        if lags:
+            self.samples.append(max(lags))
+
+    @property
+    def max_seconds(self) -> float:
+        return max(self.samples, default=0.0)
 
 
 class RssSampler(threading.Thread):

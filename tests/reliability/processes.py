@@ -1,7 +1,9 @@
-"""kubestash service mode run three ways for the reliability tests: on an event loop thread of
-the test process, as a child process (`python -m renderer.service`) that can be killed, and
-behind a TCP relay that plays an API server which is down and comes back. Also the RSS of a
-process, read from /proc."""
+"""Ways to run kubestash service mode in the reliability tests, and the RSS of a process.
+
+The service runs on an event loop thread of the test process (`ServiceThread`) or as a child
+process that a test can kill (`ServiceProcess`). `TcpRelay` stands between the service and
+the API server, to play an API server that is down and comes back.
+"""
 
 from __future__ import annotations
 
@@ -57,8 +59,11 @@ class ServiceThread:
         return self.call(read)
 
     def stop(self) -> bool:
-        """Stop the service as SIGTERM would; return Service.stop's answer (True when every
-        sync thread finished), or True when it was stopped already."""
+        """Stop the service as SIGTERM would.
+
+        Returns what Service.stop returns (True when every sync thread finished), or True
+        when the service was stopped already.
+        """
         if self.http is not None:
             self.http.close()
             self.http = None
@@ -116,7 +121,7 @@ class ServiceProcess:
         return self.process.pid
 
     def get(self, path: str) -> httpx.Response | None:
-        """GET `path`; None while the process does not answer."""
+        """GET `path`; None while the process accepts no connection."""
         try:
             return self.http.get(path)
         except httpx.TransportError:

@@ -2,13 +2,14 @@
 
     python -m tests.reliability.soak --keys 10000 --seconds 300 --output soak.json
 
-Starts moto_server and the Kubernetes API test server (each a child process on 127.0.0.1),
-fills a credstash table, starts `python -m renderer.service` and, once it is ready, writes
-changes for `--seconds` (new versions, new names, deletions, each to a key not yet touched)
-while threads poll POST /render, GET /status, /metrics, /healthz and /. It then checks that
-every change reached its Secret, that the Secrets equal the table, that no answer and no log
-line holds a value, and that SIGTERM ends the service cleanly. The service's RSS is sampled
-from /proc throughout. Exit code 0 when every check passed, 1 otherwise.
+The soak starts moto_server and the Kubernetes API test server (each a child process on
+127.0.0.1), fills a credstash table and starts `python -m renderer.service`. Once the service
+is ready, a writer makes changes for `--seconds`: new versions, new names and deletions, each
+to a key not touched before. Meanwhile threads poll POST /render and GET /status, /metrics,
+/healthz and /. Afterwards the soak checks that every change reached its Secret, that the
+Secrets equal the table, that no response and no log line contains a value, and that SIGTERM
+ends the service cleanly. The service's RSS is sampled from /proc throughout. The exit code
+is 0 when every check passed, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,9 +42,11 @@ KEYS_PER_SECRET = 10
 # Past this many keys, 2,000 of them go into one Secret, to hold thousands of keys in one.
 BULK_FROM = 5000
 BULK_KEYS = 2000
-# RSS may differ between the first and last third of the run by this much before the soak
-# fails: allocator noise on a flat process stays within a few MiB.
+# The soak fails when the median RSS of the last third of the run exceeds that of the first
+# third by this much. It catches a leak of a few kB per change, not allocator noise.
 RSS_GROWTH_LIMIT_MIB = 32.0
+SYNC_STARTED = re.compile(r"sync (\w+) started \((full|incremental), trigger (\w+)")
+SYNC_SUMMARY = re.compile(r"sync (\w+) summary: (\w+) in ([0-9.]+) s")
 
 
 def table_names(keys: int) -> list[str]:
@@ -83,7 +88,9 @@ class KubeProcess:
         self.process.wait(timeout=15)
 
 
-def service_environ(store: CredstashStore, kubeconfig: Path) -> dict[str, str]:
+def service_environ(
+    store: CredstashStore, kubeconfig: Path, render_rate_limit: str
+) -> dict[str, str]:
     return {
         **store.env(),
         "KUBECONFIG": str(kubeconfig),
@@ -91,7 +98,7 @@ def service_environ(store: CredstashStore, kubeconfig: Path) -> dict[str, str]:
         "WAIT_TIME": "1",
         "CRON_HOURS": "1000",
         "KUBESTASH_API_KEY": API_KEY,
-        "RENDER_RATE_LIMIT": "1000 per 1 minute",
+        "RENDER_RATE_LIMIT": render_rate_limit,
         "LOG_FORMAT": "json",
     }
 
@@ -104,14 +111,15 @@ def seed(store: CredstashStore, cluster: Cluster, keys: int) -> dict[str, str]:
     return values
 
 
-def start_pollers(url: str, lag: StreamLag) -> list[Poller]:
+def start_pollers(url: str, lag: StreamLag, render_every: float) -> list[Poller]:
     bearer = {"Authorization": f"Bearer {API_KEY}"}
     return [
         Poller(url, "GET", "/status", 1.0),
         Poller(url, "GET", "/metrics", 1.0, inspect=lag),
         Poller(url, "GET", "/healthz", 2.0),
         Poller(url, "GET", "/", 5.0),
-        Poller(url, "POST", "/render", 30.0, headers=bearer, expected=(202,)),
+        # Past RENDER_RATE_LIMIT the answer is 429, which is what the limit is for.
+        Poller(url, "POST", "/render", render_every, headers=bearer, expected=(202, 429)),
     ]
 
 
@@ -120,7 +128,16 @@ def quiet(service: ServiceProcess) -> bool:
     return syncs.get("running") is None and not syncs.get("pending_secrets")
 
 
-def run(keys: int, seconds: float, rate: float, *, folder: Path, rss_interval: float) -> dict:
+def run(
+    keys: int,
+    seconds: float,
+    rate: float,
+    *,
+    folder: Path,
+    rss_interval: float,
+    render_every: float = 30.0,
+    render_rate_limit: str = "1 per 10 minutes",
+) -> dict:
     """Run one soak and return its figures; see the module docstring."""
     moto = MotoServer().start()
     kube = KubeProcess(folder)
@@ -132,13 +149,22 @@ def run(keys: int, seconds: float, rate: float, *, folder: Path, rss_interval: f
         values = seed(store, cluster, keys)
         seeded = time.monotonic() - began
 
-        service = ServiceProcess(service_environ(store, kube.kubeconfig), folder / "service.log")
+        environ = service_environ(store, kube.kubeconfig, render_rate_limit)
+        service = ServiceProcess(environ, folder / "service.log")
         began = time.monotonic()
         wait_until(service.ready, timeout=900)
         startup = time.monotonic() - began
 
-        figures = _measure(store, kube.url, service, values, seconds, rate, rss_interval)
-        figures.update(keys=keys, seeded_seconds=seeded, startup_seconds=startup)
+        load = {"rate": rate, "rss_interval": rss_interval, "render_every": render_every}
+        figures = _measure(store, kube.url, service, values, seconds, load)
+        figures.update(
+            keys=keys,
+            seeded_seconds=seeded,
+            startup_seconds=startup,
+            render_rate_limit=render_rate_limit,
+            render_every=render_every,
+            rate=rate,
+        )
         return figures
     finally:
         if service is not None:
@@ -154,13 +180,12 @@ def _measure(
     service: ServiceProcess,
     values: dict[str, str],
     seconds: float,
-    rate: float,
-    rss_interval: float,
+    load: dict[str, float],
 ) -> dict[str, Any]:
     lag = StreamLag()
-    sampler = RssSampler(service.pid, rss_interval)
-    pollers = start_pollers(f"http://127.0.0.1:{service.port}", lag)
-    writer = Writer(store, list(values), rate, seed=len(values))
+    sampler = RssSampler(service.pid, load["rss_interval"])
+    pollers = start_pollers(f"http://127.0.0.1:{service.port}", lag, load["render_every"])
+    writer = Writer(store, list(values), load["rate"], seed=len(values))
     checkers = Checkers(cluster_url, writer.changes)
     for worker in (sampler, *pollers, writer):
         worker.start()
@@ -203,7 +228,29 @@ def _measure(
         exit_seconds=time.monotonic() - began,
         log_leaks=len(LEAKED.findall(output)),
         errors=sum(1 for line in output.splitlines() if '"level": "ERROR"' in line),
+        syncs=sync_figures(output),
     )
+
+
+def sync_figures(output: str) -> dict[str, dict[str, Any]]:
+    """Count the service's syncs by kind and result, with their durations, from its log."""
+    kinds = {match[0]: match[1] for match in SYNC_STARTED.findall(output)}
+    durations: dict[str, list[float]] = {}
+    results: dict[str, dict[str, int]] = {}
+    for sync_id, result, seconds in SYNC_SUMMARY.findall(output):
+        kind = kinds.get(sync_id, "unknown")
+        durations.setdefault(kind, []).append(float(seconds))
+        counted = results.setdefault(kind, {})
+        counted[result] = counted.get(result, 0) + 1
+    return {
+        kind: {
+            "count": len(values),
+            "results": results[kind],
+            "median_seconds": statistics.median(values),
+            "max_seconds": max(values),
+        }
+        for kind, values in durations.items()
+    }
 
 
 def _figures(**parts: Any) -> dict[str, Any]:
@@ -214,6 +261,7 @@ def _figures(**parts: Any) -> dict[str, Any]:
         poll = poller.poll
         polls[poll.path] = {
             "answers": len(poll.seconds),
+            "codes": dict(poll.codes),
             "failures": len(poll.failures),
             "p50_seconds": percentile(poll.seconds, 0.5),
             "max_seconds": max(poll.seconds, default=0.0),
@@ -234,6 +282,8 @@ def _figures(**parts: Any) -> dict[str, Any]:
         "landing_max_seconds": max(latencies, default=0.0),
         "polls": polls,
         "stream_lag_max_seconds": parts["lag"].max_seconds,
+        "stream_lag_p50_seconds": percentile(parts["lag"].samples, 0.5),
+        "stream_lag_p99_seconds": percentile(parts["lag"].samples, 0.99),
         "rss": rss,
         "rss_growth_mib": growth,
         "rss_samples": [(round(t, 1), round(v / 2**20, 1)) for t, v in sampler.samples],
@@ -242,6 +292,7 @@ def _figures(**parts: Any) -> dict[str, Any]:
         "exit_seconds": parts["exit_seconds"],
         "log_leaks": parts["log_leaks"],
         "log_errors": parts["errors"],
+        "syncs": parts["syncs"],
     }
     figures["passed"] = (
         not figures["missed"]
@@ -266,15 +317,22 @@ def summary(figures: dict[str, Any]) -> str:
         f"{figures['landed']} landed, {len(figures['missed'])} missed; landing p50 "
         f"{figures['landing_p50_seconds']:.2f} s, p99 {figures['landing_p99_seconds']:.2f} s, "
         f"max {figures['landing_max_seconds']:.2f} s",
-        f"  stream lag max {figures['stream_lag_max_seconds']:.2f} s",
+        f"  stream lag p50 {figures['stream_lag_p50_seconds']:.2f} s, "
+        f"p99 {figures['stream_lag_p99_seconds']:.2f} s, "
+        f"max {figures['stream_lag_max_seconds']:.2f} s",
         f"  RSS MiB: first {rss.get('first_mib', 0):.1f}, min {rss.get('min_mib', 0):.1f}, "
         f"max {rss.get('max_mib', 0):.1f}, last {rss.get('last_mib', 0):.1f}, "
         f"growth {figures['rss_growth_mib']:.1f}, slope {rss.get('slope_mib_per_minute', 0):.2f}"
         "/min",
     ]
+    for kind, syncs in figures["syncs"].items():
+        lines.append(
+            f"  {kind} syncs: {syncs['count']} {syncs['results']}, median "
+            f"{syncs['median_seconds']:.2f} s, max {syncs['max_seconds']:.2f} s"
+        )
     for path, poll in figures["polls"].items():
         lines.append(
-            f"  {path}: {poll['answers']} answers, {poll['failures']} failed, "
+            f"  {path}: {poll['answers']} answers {poll['codes']}, {poll['failures']} failed, "
             f"p50 {poll['p50_seconds'] * 1000:.0f} ms, max {poll['max_seconds'] * 1000:.0f} ms"
         )
     lines.append(
@@ -290,13 +348,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=300, help="length of the change stream")
     parser.add_argument("--rate", type=float, default=5, help="credstash changes per second")
     parser.add_argument("--rss-interval", type=float, default=5, help="seconds between samples")
+    parser.add_argument(
+        "--render-every", type=float, default=30, help="seconds between POST /render calls"
+    )
+    parser.add_argument(
+        "--render-rate-limit",
+        default="1 per 10 minutes",
+        help="RENDER_RATE_LIMIT of the service (default: kubestash's own default)",
+    )
     parser.add_argument("--output", type=Path, help="write every figure to this JSON file")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the logs and kubeconfig here (default: a temporary one)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    # httpx logs every request at INFO; the pollers and checkers send thousands.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
-    with tempfile.TemporaryDirectory(prefix="kubestash-soak-") as folder:
+    with tempfile.TemporaryDirectory(prefix="kubestash-soak-") as temporary:
+        folder = args.workdir or Path(temporary)
+        folder.mkdir(parents=True, exist_ok=True)
         figures = run(
-            args.keys, args.seconds, args.rate, folder=Path(folder), rss_interval=args.rss_interval
+            args.keys,
+            args.seconds,
+            args.rate,
+            folder=folder,
+            rss_interval=args.rss_interval,
+            render_every=args.render_every,
+            render_rate_limit=args.render_rate_limit,
         )
     print(summary(figures))
     if args.output:

@@ -133,6 +133,7 @@ def test_scan_errors_are_retried(rig: Rig, code: str, status: int) -> None:
     assert result.result == "success"
     assert rig.cluster.managed() == table_of(values)
     assert sample("kubestash_table_fetch_status") == 0
+    rig.assert_no_leak(result)
 
 
 def test_scan_failing_halfway_removes_nothing(rig: Rig) -> None:
@@ -191,6 +192,7 @@ def test_credentials_refreshed_mid_sync(rig: Rig) -> None:
     assert stale.hits == 0
     assert result.result == "success"
     assert rig.cluster.managed() == table_of(values)
+    rig.assert_no_leak(result)
 
 
 def test_credentials_lost_mid_sync_keep_values(rig: Rig) -> None:

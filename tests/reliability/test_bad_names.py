@@ -1,7 +1,7 @@
 """Bad credstash names: every character class, lengths at and over the limits, generated
 names and collisions after normalisation.
 
-Each name ends as the right key of the right Secret, or as a warning that names it; the
+Each name ends as the right key of the right Secret, or as a warning that names it. The
 sync never crashes and never writes a key that the name rules forbid. The expected outcome
 comes from `support.secret_key`, written from the design independently of renderer.names.
 """
@@ -19,7 +19,7 @@ from renderer.sync import Syncer
 
 from .awsfaults import Sealer
 from .conftest import EXCLUDED, NAMESPACES, Rig
-from .support import expected_secrets, sample, secret_key, token
+from .support import expected_secrets, sample, secret_key, token, wait_until
 
 # One character of each class beyond ASCII: Latin-1, a letter whose upper case is ASCII
 # ("ſ" -> "S"), the Kelvin sign, a Cyrillic look-alike, combining, zero-width, bidi
@@ -103,6 +103,33 @@ def test_names_at_and_over_length_limits(rig: Rig) -> None:
     assert result.result == "success"
     assert rig.cluster.managed() == expected
     assert sample("kubestash_invalid_keys") == 3
+    rig.assert_no_leak(result)
+
+
+def test_invalid_names_become_events_without_values(rig: Rig) -> None:
+    invalid = [
+        "team/app/KEY WITH SPACE",
+        "team/App/KEY",
+        "team/app/" + "K" * 1500 + "!",
+        "team/app/KEY\n",
+        "kube-system/Bad/KEY",
+        "Kube-System/app/KEY",
+    ]
+    seal(rig, invalid)
+    rig.put("team/app/GOOD")
+    running = rig.service()
+
+    # Repeats are compressed into one Event per object and reason: one on the Secret
+    # team/app, one on the namespace for the Secret name "App" that cannot exist.
+    wait_until(lambda: len(rig.cluster.events_for("KeyInvalid")) >= 2)
+
+    events = rig.cluster.events_for("KeyInvalid")
+    objects = {(e["involvedObject"]["kind"], e["involvedObject"]["name"]) for e in events}
+    assert objects == {("Secret", "app"), ("Namespace", "team")}
+    assert all(event["type"] == "Warning" for event in events)
+    assert all(len(event["message"].encode()) <= 1024 for event in events)
+    assert [r for r in rig.requests() if r.namespace in EXCLUDED] == []
+    rig.assert_no_leak(running.http.get("/status").text)
 
 
 def test_collisions_resolve_the_same_every_sync(rig: Rig) -> None:
@@ -142,6 +169,7 @@ def test_failed_collision_winner_is_not_replaced(rig: Rig) -> None:
 
     assert result.result == "partial"
     assert rig.cluster.data("team", "app") == {"OTHER": values["team/app/OTHER"]}
+    rig.assert_no_leak(result)
 
 
 PART = st.text(

@@ -1,8 +1,8 @@
 """Bad credstash values: odd and empty strings, plaintext that is not UTF-8, Secrets at and
 just over the 1 MiB limit, and thousands of keys in one Secret.
 
-A value either reaches its key byte for byte or the key fails with a reason; a Secret over
-the limit fails as a whole and the API server never receives part of it.
+A value either reaches its key byte for byte or the key fails with a reason. A Secret over
+the limit fails as a whole, and the API server never receives part of it.
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ def test_secret_of_exactly_1_mib_is_written(rig: Rig) -> None:
 
     assert result.result == "success"
     assert rig.cluster.data("team", "big") == expected_secrets(values)[("team", "big")]
+    rig.assert_no_leak(result)
 
 
 def test_secret_one_byte_over_1_mib_fails_whole(rig: Rig) -> None:
@@ -166,3 +167,4 @@ def test_thousand_keys_in_one_secret(rig: Rig) -> None:
     assert again.counts["keys_changed"] == 0
     assert rig.secret_requests() == []
     assert sample("kubestash_kms_decrypt_total", result="success") == decrypts_before
+    rig.assert_no_leak(result, again)

@@ -2,8 +2,9 @@
 concurrent sync requests, slow clients, and attempts to get past authentication through the
 old /syncnow path or the External Secrets webhook.
 
-One service (with the webhook on) serves most tests of this module; tests that need a fresh
-rate limiter start their own. Every answer is kept and searched for secret values at the end.
+One service (with the webhook on) serves most tests of this module, and tests that need a
+fresh rate limiter start their own. Every response is kept, and the last test searches them
+all for secret values.
 """
 
 from __future__ import annotations
@@ -175,8 +176,8 @@ REJECTED = range(400, 500)
 ANSWERED = (200, *range(400, 500))
 
 # Raw requests, and the status codes allowed for each. h11 (under uvicorn) parses a header
-# block that arrives whole, and rejects one that is still incomplete beyond 16 KiB, so memory
-# stays bounded; a request line or header it can parse may be answered normally.
+# block that arrives whole and rejects one that is still incomplete beyond 16 KiB, so memory
+# stays bounded. A request that h11 can parse may get a normal response.
 BROKEN_REQUESTS = {
     "content-length-10GB": (
         "POST /render HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n",
@@ -256,7 +257,11 @@ MALFORMED_QUERIES = [
 ]
 
 
-@pytest.mark.parametrize("query", MALFORMED_QUERIES)
+def short_id(text: str) -> str:
+    return text if len(text) <= 30 else f"{text[:10]}...{len(text)}-chars"
+
+
+@pytest.mark.parametrize("query", MALFORMED_QUERIES, ids=short_id)
 def test_malformed_query_is_400_without_sync(web: Web, service: ServiceThread, query: str) -> None:
     before = web.syncs(service)
 
@@ -305,7 +310,7 @@ def test_concurrent_renders_over_limit_get_429(web: Web) -> None:
 
 def test_slow_clients_do_not_block_others(web: Web, service: ServiceThread) -> None:
     port = service.service.port
-    held: list[socket.socket] = []
+    open_sockets: list[socket.socket] = []
     try:
         for number in range(100):
             sock = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -316,15 +321,15 @@ def test_slow_clients_do_not_block_others(web: Web, service: ServiceThread) -> N
                 b"POST /render HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc",
             ][number % 3]
             sock.sendall(partial)
-            held.append(sock)
+            open_sockets.append(sock)
         reader = socket.create_connection(("127.0.0.1", port), timeout=5)
         reader.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 20)
-        held.append(reader)
+        open_sockets.append(reader)
 
         for path in ("/metrics", "/healthz", "/status", "/readyz"):
             assert web.keep(service.http.get(path)).status_code == 200
     finally:
-        for sock in held:
+        for sock in open_sockets:
             sock.close()
 
 

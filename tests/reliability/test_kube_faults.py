@@ -1,8 +1,8 @@
 """Kubernetes faults from the test server's fault switch, each aimed at one Secret.
 
 A transient fault (429 with Retry-After, 500, a timeout, a dropped connection) is retried
-with backoff and the sync succeeds; a lasting one fails that Secret alone, is reported, and
-the next sync repairs it. The other Secrets are written once, as if nothing happened.
+with backoff, and the sync succeeds. A lasting fault fails that Secret alone and is reported,
+and the next sync repairs it. The other Secrets are written once, as if nothing happened.
 """
 
 from __future__ import annotations
@@ -64,11 +64,14 @@ def test_transient_fault_is_retried(rig: Rig, fault: str) -> None:
     assert patch_count(code) - failures_before == rule.get("count")
     assert rig.logged(logging.WARNING, "retrying", "/namespaces/team/secrets/second")
     if fault == "429":
-        # Two answers each asked to wait a second before the next attempt.
+        # Each of the two 429 responses carries Retry-After: 1.
         assert elapsed >= 2
+    else:
+        # Backoff starts at 0.2 seconds and doubles (renderer.kube.BACKOFF).
+        assert elapsed >= sum(0.2 * 2**attempt for attempt in range(rule["count"]))
     if fault == "timeout":
-        # The server still answers the request the client gave up on; wait for it, so that
-        # it cannot land in the next test's cluster.
+        # The server still serves the request that the client gave up on. Wait for it, so
+        # that it cannot land in the next test's cluster.
         wait_until(lambda: len(codes_for(rig, "team", "second")) == 2)
     rig.assert_no_leak(result)
 
@@ -117,6 +120,7 @@ def test_conflict_answer_fails_one_secret(rig: Rig) -> None:
     assert rig.cluster.data("team", "second") is None
     assert rig.cluster.data("team", "first") is not None
     assert rig.logged(logging.ERROR, "Secret team/second failed")
+    rig.assert_no_leak(result)
 
     assert syncer.full_sync(trigger="test").result == "success"
     assert rig.cluster.managed() == expected_secrets(values)
@@ -180,6 +184,7 @@ def test_admission_rejection_of_new_secret_is_an_event(rig: Rig) -> None:
     assert next(s for s in result.secrets if s.name == "second").status == "failed"
     events = rig.cluster.events_for("SyncFailed", kind="Namespace", name="team")
     assert any("second" in event["message"] for event in events)
+    rig.assert_no_leak(result)
 
 
 def test_failed_secret_list_writes_nothing(rig: Rig) -> None:
@@ -199,6 +204,7 @@ def test_failed_secret_list_writes_nothing(rig: Rig) -> None:
     assert "reading the live Secrets failed" in result.error
     assert rig.secret_requests() == []
     assert rig.logged(logging.ERROR, f"sync {result.sync_id} failed in step compare")
+    rig.assert_no_leak(result)
 
 
 def test_api_down_at_startup_then_back(rig: Rig, tmp_path: Any) -> None:

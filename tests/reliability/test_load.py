@@ -1,7 +1,7 @@
 """Load: a short soak in every test run, the long one on request.
 
-The short run holds 1,000 keys for 10 seconds of changes; `python -m tests.reliability.soak`
-(or KUBESTASH_SOAK=1 with `-m slow`) runs the long one, whose figures are on
+The short run has 1,000 keys and 10 seconds of changes. `python -m tests.reliability.soak`
+(or KUBESTASH_SOAK=1 with `-m slow`) runs the long one, whose figures are in
 docs/reliability.md.
 """
 

@@ -2,8 +2,8 @@
 of an apply, and a sync stuck past CREDSTASH_SYNC_TIMEOUT_SECS.
 
 The service runs as a child process against moto_server and the Kubernetes API test
-server. Each apply is one request, so whatever happens to the process, every Secret holds
-either its old keys or its new ones, and a restart converges on the table.
+server. Each apply is one request, so whatever happens to the process, every Secret keeps
+either all its old keys or all its new ones, and a restart converges on the table.
 """
 
 from __future__ import annotations
@@ -154,6 +154,7 @@ def test_stop_during_sync_ends_every_task(rig: Rig) -> None:
 
     assert finished is True
     assert not rig.logged(logging.ERROR, "did not stop in time")
+    rig.assert_no_leak()
 
 
 def test_sync_stuck_past_timeout_applies_nothing_after(rig: Rig, processes: Processes) -> None:

@@ -47,7 +47,7 @@ CRAFTED = [
 
 
 def seal(rig: Rig, names: list[str], version: int = 1) -> None:
-    """Write credstash items for `names` in one batch; the stream sees each of them."""
+    """Write credstash items for `names` in one batch; each becomes a stream record."""
     Sealer(rig.store).write({name: rig.values.add(token("crafted")) for name in names}, version)
 
 
@@ -107,6 +107,7 @@ def test_most_keys_removed_waits_for_confirmation(rig: Rig) -> None:
     assert confirmed.result == "success"
     emptied = {("team", "app-0"): {}, ("team", "app-1"): {}}
     assert rig.cluster.managed() == {**expected_secrets(values), **emptied}
+    rig.assert_no_leak(result, confirmed)
 
 
 def test_table_emptied_through_stream_removes_nothing(rig: Rig) -> None:
@@ -122,6 +123,7 @@ def test_table_emptied_through_stream_removes_nothing(rig: Rig) -> None:
     expected = {**expected_secrets(values), ("other", "marker"): {"KEY": marker}}
     assert rig.cluster.managed() == expected
     assert running.history()[-1]["result"] == "blocked"
+    rig.assert_no_leak(running.history())
 
 
 def test_stream_delete_of_one_key_is_not_blocked(rig: Rig) -> None:
@@ -135,6 +137,7 @@ def test_stream_delete_of_one_key_is_not_blocked(rig: Rig) -> None:
     del values["other/db/PASSWORD"]
     assert running.history()[-1]["result"] == "success"
     assert rig.cluster.managed() == {**expected_secrets(values), ("other", "db"): {}}
+    rig.assert_no_leak(running.history())
 
 
 def test_crafted_names_never_reach_excluded_namespaces(rig: Rig) -> None:
@@ -183,6 +186,7 @@ def test_prune_off_never_deletes(rig: Rig) -> None:
     assert all(data == {} for data in live.values())
     for outcome in emptied.secrets:
         assert outcome.action != "delete"
+    rig.assert_no_leak(partly, emptied)
 
 
 def test_prune_deletes_only_when_on(rig: Rig) -> None:
@@ -197,3 +201,4 @@ def test_prune_deletes_only_when_on(rig: Rig) -> None:
     assert rig.cluster.data("team", "app-0") is None
     deletes = rig.secret_requests(frozenset({"delete"}))
     assert [(record.namespace, record.name) for record in deletes] == [("team", "app-0")]
+    rig.assert_no_leak(result)
