@@ -20,16 +20,15 @@ from renderer.scheduler import ScheduleTiming
 from renderer.settings import RateLimit, Settings
 from renderer.source import CredstashTable
 from renderer.sync import Syncer
-from renderer.testing.aws import CredstashStore
+from renderer.testing.aws import CredstashStore, MotoServer
 from renderer.testing.kubeapi import KubeAPIServer, RequestRecord
 
 from .processes import ServiceThread, start_service
-from .support import Cluster, Values, metrics_text, token
+from .support import Cluster, Values, metrics_text, token, wait_until
+from .web import API_KEY, EXCLUDED, ListHandler, Web
 
 NAMESPACES = ("team", "other")
-EXCLUDED = frozenset({"kube-system", "kubestash"})
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
-API_KEY = "reliability-api-key"
 
 
 @dataclass
@@ -180,3 +179,51 @@ def rig(
     for syncer in rig.syncers:
         syncer.kube.close()
     cluster.close()
+
+
+@pytest.fixture(scope="module")
+def web(
+    moto_server: MotoServer, kubeapi_server: KubeAPIServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Web]:
+    """One table, one cluster and one service (webhook on) for all HTTP tests of a module."""
+    handler = ListHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    logger = logging.getLogger("renderer")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    with pytest.MonkeyPatch.context() as patch:
+        moto_server.reset()
+        for name, value in moto_server.env().items():
+            patch.setenv(name, value)
+        store = CredstashStore(moto_server).create()
+        kubeapi_server.reset()
+        kubeconfig = kubeapi_server.write_kubeconfig(tmp_path_factory.mktemp("http") / "config")
+        cluster = Cluster(kubeapi_server.url)
+        for namespace in NAMESPACES:
+            cluster.create_namespace(namespace)
+        web = Web(store, kubeapi_server, str(kubeconfig), cluster, handler)
+        for name in ("team/app/PASSWORD", "team/app/API_KEY", "other/db/URL"):
+            store.put(name, web.values.add(token("value")))
+        web.service = web.start()
+        yield web
+        for running in reversed(web.started):
+            running.stop()
+        cluster.close()
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+@pytest.fixture
+def service(web: Web) -> ServiceThread:
+    """The module's service, with no fault rule and no sync left from an earlier test."""
+    web.kubeapi.faults.clear()
+    running = web.service
+    assert running is not None
+
+    def quiet() -> bool:
+        syncs = running.http.get("/status").json()["syncs"]
+        return syncs["running"] is None and not syncs["queued_full_syncs"]
+
+    wait_until(quiet)
+    return running

@@ -11,6 +11,8 @@ import logging
 
 import pytest
 
+from renderer.cli import record_events
+
 from .awsfaults import (
     DENIED,
     EXPIRED,
@@ -36,6 +38,11 @@ def table_of(values: dict[str, str]) -> dict[tuple[str, str], dict[str, str]]:
 
 def failed_gauge(namespace: str, secret: str, key: str) -> float:
     return sample("kubestash_key_synced_failed_status", namespace=namespace, secret=secret, key=key)
+
+
+def kms_calls() -> float:
+    success = sample("kubestash_kms_decrypt_total", result="success")
+    return success + sample("kubestash_kms_decrypt_total", result="error")
 
 
 def test_kms_throttling_is_retried(rig: Rig) -> None:
@@ -66,6 +73,7 @@ def test_kms_error_fails_only_its_keys(rig: Rig) -> None:
     faults = AwsFaults().attach(syncer.decryptor.key_service.kms)
     faults.add(AwsFault("Decrypt", DENIED, match=for_ciphertexts(denied)))
     result = syncer.full_sync(trigger="test")
+    record_events(syncer.kube, syncer, result)
 
     assert result.result == "partial"
     assert rig.cluster.managed() == table_of(values)
@@ -111,6 +119,10 @@ def test_tampered_item_keeps_last_good_value(rig: Rig) -> None:
     assert rig.logged(logging.WARNING, "'team/app/FORGED'", "HMAC mismatch")
     assert failed_gauge("team", "app", "FORGED") == 1
     rig.assert_no_leak(result)
+
+    calls_before = kms_calls()
+    syncer.full_sync(trigger="test")
+    assert kms_calls() == calls_before
 
     values["team/app/KEY_3"] = rig.put("team/app/KEY_3")
     repaired = syncer.full_sync(trigger="test")

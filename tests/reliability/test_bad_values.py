@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 
-import pytest
-
 from .awsfaults import Sealer
 from .conftest import Rig
 from .support import expected_secrets, sample, token
@@ -61,11 +59,6 @@ def test_odd_values_arrive_byte_for_byte(rig: Rig) -> None:
     rig.assert_no_leak(result)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="decrypt._material_problem takes the empty `contents` of an empty value for a "
-    "missing attribute and fails the key",
-)
 def test_empty_value_is_an_empty_key(rig: Rig) -> None:
     rig.put("team/app/EMPTY", "")
     other = rig.put("team/app/OTHER")

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from renderer.cli import record_events
 from renderer.scheduler import ScheduleTiming
 
 from .conftest import Rig
@@ -85,6 +86,7 @@ def test_lasting_500_fails_one_secret(rig: Rig) -> None:
 
     rig.kubeapi.faults.add({"verb": "patch", "path": SECOND, "action": "status", "status": 500})
     result = syncer.full_sync(trigger="test")
+    record_events(syncer.kube, syncer, result)
 
     assert result.result == "partial"
     assert codes_for(rig, "team", "second") == [201] + [500] * 5
@@ -117,6 +119,7 @@ def test_conflict_answer_fails_one_secret(rig: Rig) -> None:
     outcome = next(s for s in result.secrets if s.name == "second")
     assert outcome.status == "failed"
     assert "409" in outcome.error
+    assert codes_for(rig, "team", "second") == [409]
     assert rig.cluster.data("team", "second") is None
     assert rig.cluster.data("team", "first") is not None
     assert rig.logged(logging.ERROR, "Secret team/second failed")
@@ -156,6 +159,7 @@ def test_admission_rejection_of_existing_secret(rig: Rig) -> None:
 
     rig.kubeapi.faults.add(admission_rule())
     result = syncer.full_sync(trigger="test")
+    record_events(syncer.kube, syncer, result)
 
     outcome = next(s for s in result.secrets if s.name == "second")
     assert outcome.status == "failed"
@@ -171,15 +175,13 @@ def test_admission_rejection_of_existing_secret(rig: Rig) -> None:
     rig.assert_no_leak(result)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apply.py records SyncFailed only on an existing Secret, never on the Namespace",
-)
 def test_admission_rejection_of_new_secret_is_an_event(rig: Rig) -> None:
     seeded(rig)
     rig.kubeapi.faults.add(admission_rule())
 
-    result = rig.syncer().full_sync(trigger="test")
+    syncer = rig.syncer()
+    result = syncer.full_sync(trigger="test")
+    record_events(syncer.kube, syncer, result)
 
     assert next(s for s in result.secrets if s.name == "second").status == "failed"
     events = rig.cluster.events_for("SyncFailed", kind="Namespace", name="team")

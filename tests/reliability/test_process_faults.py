@@ -139,11 +139,6 @@ def test_sigterm_mid_apply_leaves_no_half_secret(rig: Rig, processes: Processes)
     processes.assert_no_leak()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Scheduler.stop cancels its worker just as the worker's asyncio.wait_for on the "
-    "finished sync returns; Python 3.11 then drops the cancellation and stop waits it out",
-)
 def test_stop_during_sync_ends_every_task(rig: Rig) -> None:
     table(rig, 1)
     rig.kubeapi.faults.add(SLOW_APPLY)
