@@ -322,10 +322,13 @@ class Scheduler:
     async def _await_sync(
         self, job: Job, future: asyncio.Future[Any], deadline: float
     ) -> dict[str, Any]:
-        try:
-            result = await asyncio.wait_for(asyncio.shield(future), timeout=_left(deadline))
-        except TimeoutError:
+        # asyncio.wait never cancels the sync's future and, unlike wait_for on Python 3.11,
+        # never drops a cancellation of this task that arrives as the future completes.
+        done, _ = await asyncio.wait({future}, timeout=_left(deadline))
+        if not done:
             return await self._abandon(job, future)
+        try:
+            result = future.result()
         except Exception as error:
             return self._summarize_error(job, error)
         return self._summarize(result)
@@ -343,10 +346,11 @@ class Scheduler:
             self._settings.sync_timeout,
             step,
         )
-        try:
-            result = await asyncio.wait_for(asyncio.shield(future), timeout=self._grace)
-        except TimeoutError:
+        done, _ = await asyncio.wait({future}, timeout=self._grace)
+        if not done:
             return self._mark_stuck(job, future, sync_id, step)
+        try:
+            result = future.result()
         except Exception as error:
             return self._summarize_error(job, error)
         return {**self._summarize(result), "abandoned": True}

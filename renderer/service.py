@@ -228,6 +228,9 @@ class Service:
             log_config=None,
             access_log=False,
             lifespan="off",
+            # X-Forwarded-For from any local client would pick the address that the
+            # failed-key rate limit counts by; kubestash is reached directly, not via a proxy.
+            proxy_headers=False,
             timeout_graceful_shutdown=2,
         )
         self._server = _Server(config)
