@@ -2,7 +2,7 @@
 
 Each fault hits the real boto3 clients of a Syncer talking to moto_server (see awsfaults).
 Afterwards the Secrets equal the table, or keep their last good values where a key could
-not be read; the failure is in the log with its ids and in the metrics; no value leaks.
+not be read. The failure is in the log with its ids and in the metrics, and no value leaks.
 """
 
 from __future__ import annotations

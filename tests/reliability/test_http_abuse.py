@@ -1,6 +1,6 @@
 """The HTTP API under abuse: bad methods, huge bodies and headers, malformed query strings,
-concurrent sync requests and slow clients. The server must stay responsive, answer each
-with a 4xx or a normal response, never a 5xx, and start no sync for a rejected request.
+concurrent sync requests and slow clients. The server must stay responsive and respond to
+each with a 4xx or a normal response, never a 5xx, and a rejected request starts no sync.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Safety: the mass-deletion guard, excluded namespaces and PRUNE=false.
 
 A table emptied by mistake (a wrong table, a wrong region, a script gone wrong) must remove
-nothing until someone confirms it; excluded namespaces are never read or written whatever
-the names in the table look like; with PRUNE=false no Secret is ever deleted.
+nothing until someone confirms it. Excluded namespaces are never read or written, whatever
+the names in the table look like. With PRUNE=false no Secret is ever deleted.
 """
 
 from __future__ import annotations

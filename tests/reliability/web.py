@@ -1,8 +1,8 @@
 """A kubestash service in this process for the HTTP tests, with every response kept.
 
 The HTTP tests share one service per module (the `web` and `service` fixtures in
-conftest.py), so that dozens of requests cost one start-up; tests that need a fresh rate
-limiter start their own with `Web.start`. Every response the tests keep, every log line and
+conftest.py), so dozens of requests cost one start-up. Tests that need a fresh rate limiter
+start their own with `Web.start`. Every response the tests keep, every log line and
 the Events are searched for secret values by `assert_nothing_leaked`.
 """
 
