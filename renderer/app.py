@@ -197,7 +197,7 @@ class RenderAPI:
 
 
 class RequestMetrics:
-    """Counts every answer by route template and rejects request bodies over 1 MiB."""
+    """Count every response by route template and reject request bodies over 1 MiB."""
 
     def __init__(self, app: ASGIApp, routes: list[Route], max_body: int = MAX_BODY_BYTES):
         self.app = app

@@ -305,7 +305,7 @@ def _ratio(name: str, raw: str) -> float:
 
 
 def _port(name: str, raw: str) -> int:
-    # 0 asks the operating system for a free port, which tests and the demo use.
+    # 0 lets the operating system pick a free port, which tests and the demo use.
     return int(parse_number(name, raw, minimum=0, maximum=65535, integer=True))
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 
 class ServerProcess:
-    """A server subprocess that is ready once `probe_url` answers, stopped by its PID."""
+    """A server subprocess that is ready once `probe_url` responds, stopped by its PID."""
 
     name = "server"
 
@@ -25,7 +25,7 @@ class ServerProcess:
         timeout: float,
         ready: Callable[[], bool] = lambda: True,
     ) -> None:
-        """Start `command` and wait until `probe_url` answers and `ready()` is true."""
+        """Start `command` and wait until `probe_url` responds and `ready()` is true."""
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
